@@ -1,0 +1,491 @@
+"""The planning instance: manifest + tables -> one validated ``Instance``.
+
+``load_instance(folder)`` reads ``instance.toml`` and its tables, checks every
+cell a model will use (naming file, row and column on the first mistake), fills
+each site's and practice's defaults from the parameters, and returns an
+``Instance`` that models, the checker and the reports read. Treat it as
+immutable: ``with_parameters`` returns a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .parameters import KINDS, Parameters
+from .tables import RawTable, read_table, resolve_inside
+from .travel import TravelTimes
+
+MANIFEST = "instance.toml"
+TOP_LEVEL_KEYS = {"name", "description", "crs", "supply_source", "tables", "parameters", "provenance"}
+TABLE_KEYS = {"zones", "sites", "practices", "travel"}
+SUPPLY_SOURCES = {"user", "illustrative", "none"}
+
+SITE_OVERRIDES = ["fixed_cost", "cost_per_day", "cost_per_fte", "min_days", "max_days", "min_fte", "max_fte"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Validated tables before parameter defaults are applied (kept for re-resolution)."""
+
+    zones: pd.DataFrame
+    sites: pd.DataFrame
+    practices: pd.DataFrame
+    travel: pd.DataFrame | None
+    geometry: Any  # GeoSeries of zone polygons (EPSG:4326) or None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A validated planning instance; frames are indexed by their string ids."""
+
+    name: str
+    inputs: Inputs
+    parameters: Parameters = field(default_factory=Parameters)
+    supply_source: str = "user"
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    folder: Path | None = None
+    manifest_parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- resolved tables ------------------------------------------------------------
+    @cached_property
+    def zones(self) -> pd.DataFrame:
+        """Zones with ``demand`` (consultations/year) and ``weight`` resolved."""
+        z = self.inputs.zones.copy()
+        given = z["demand"].notna()
+        z["demand_given"] = given
+        z["demand"] = z["demand"].where(given, z["population"] * self.parameters.consultations_per_inhabitant)
+        return z
+
+    @cached_property
+    def sites(self) -> pd.DataFrame:
+        """Candidate sites with every kind default filled from the parameters."""
+        p = self.parameters
+        s = self.inputs.sites.copy()
+        cab = s["kind"] == "cabinet_secondaire"
+        defaults = {
+            "fixed_cost": (p.cabinet_fixed_cost, p.centre_fixed_cost),
+            "cost_per_day": (p.cabinet_cost_per_day, 0.0),
+            "cost_per_fte": (0.0, p.centre_cost_per_fte),
+            "min_days": (p.cabinet_min_days, 0.0),
+            "max_days": (p.cabinet_max_days, 0.0),
+            "min_fte": (0.0, p.centre_min_fte),
+            "max_fte": (0.0, p.centre_max_fte),
+        }
+        for col, (for_cabinet, for_centre) in defaults.items():
+            s[col] = s[col].where(s[col].notna(), np.where(cab, for_cabinet, for_centre)).astype(float)
+        for lo, hi in (("min_days", "max_days"), ("min_fte", "max_fte")):
+            bad = s[lo] > s[hi]
+            if bad.any():
+                sid = s.index[bad][0]
+                raise InputError(
+                    f"site '{sid}' has {lo} {s.at[sid, lo]:g} above {hi} {s.at[sid, hi]:g} "
+                    "(after kind defaults)",
+                    file="sites", column=lo, fix=f"give {lo} at most {hi} for this site",
+                )
+        return s
+
+    @cached_property
+    def practices(self) -> pd.DataFrame:
+        """Existing practices with ``secondary_days`` and ``max_travel_minutes`` resolved."""
+        p = self.parameters
+        pr = self.inputs.practices.copy()
+        pr["secondary_days"] = pr["secondary_days"].where(
+            pr["secondary_days"].notna(), pr["physicians"] * p.max_secondary_days_per_gp
+        )
+        pr["max_travel_minutes"] = pr["max_travel_minutes"].where(
+            pr["max_travel_minutes"].notna(), p.max_travel_minutes
+        )
+        return pr
+
+    @property
+    def geometry(self):
+        return self.inputs.geometry
+
+    @cached_property
+    def travel(self) -> TravelTimes:
+        p = self.parameters
+        if self.inputs.travel is not None:
+            return TravelTimes.from_table(self.zones.index, self.inputs.travel,
+                                          symmetric=p.travel_symmetric, max_pairs=p.max_pairs)
+        return TravelTimes.from_coordinates(
+            self.zones.index, self.zones["lon"].to_numpy(), self.zones["lat"].to_numpy(),
+            detour_factor=p.detour_factor, speed_kmh=p.speed_kmh, max_pairs=p.max_pairs,
+        )
+
+    # -- derived facts ----------------------------------------------------------------
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the validated content (tables, geometry, parameters), not of file bytes."""
+        h = hashlib.sha256()
+        for label, frame in (("zones", self.inputs.zones), ("sites", self.inputs.sites),
+                             ("practices", self.inputs.practices), ("travel", self.inputs.travel)):
+            h.update(label.encode())
+            if frame is not None:
+                h.update(frame.to_csv(lineterminator="\n", float_format="%.10g").encode())
+        if self.inputs.geometry is not None:
+            import shapely
+
+            for wkb in shapely.to_wkb(np.asarray(self.inputs.geometry.values), output_dimension=2):
+                h.update(wkb if wkb is not None else b"-")
+        h.update(repr(sorted(self.parameters.to_dict().items())).encode())
+        return h.hexdigest()
+
+    def with_parameters(self, overrides: Mapping[str, Any] | None = None, *,
+                        file: str = "parameters") -> "Instance":
+        """A new instance with parameter overrides applied (defaults re-resolved)."""
+        if not overrides:
+            return self
+        return Instance(
+            name=self.name, inputs=self.inputs,
+            parameters=self.parameters.with_overrides(overrides, file=file),
+            supply_source=self.supply_source, provenance=self.provenance, folder=self.folder,
+            manifest_parameters=self.manifest_parameters,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Headline counts a planner checks before solving."""
+        p = self.parameters
+        sites = self.sites
+        kinds = {k: int((sites["kind"] == k).sum()) for k in KINDS}
+        reach = self.travel.pairs(self.zones.index, sites["zone_id"], p.coverage_minutes)
+        return {
+            "name": self.name,
+            "zones": int(len(self.zones)),
+            "population": float(self.zones["population"].sum()),
+            "sites": int(len(sites)),
+            "sites_by_kind": kinds,
+            "practices": int(len(self.practices)),
+            "physicians": float(self.practices["physicians"].sum()),
+            "supply_source": self.supply_source,
+            "travel": self.travel.describe(),
+            "coverage_minutes": p.coverage_minutes,
+            "reachable_zone_site_zone_pairs": int(len(reach)),
+            "fingerprint": self.fingerprint,
+        }
+
+
+# ---------------------------------------------------------------------------------
+# Loading from a folder
+# ---------------------------------------------------------------------------------
+
+def load_instance(folder: str | Path, overrides: Mapping[str, Any] | None = None) -> Instance:
+    """Read and validate the instance in ``folder`` (its ``instance.toml`` and tables)."""
+    root = Path(folder)
+    manifest_path = root / MANIFEST
+    if not root.is_dir():
+        raise InputError(f"'{root}' is not a folder", fix="give the folder holding instance.toml")
+    if not manifest_path.is_file():
+        raise InputError(f"no {MANIFEST} in '{root}'", file=str(root),
+                         fix=f"give the folder holding {MANIFEST}")
+    try:
+        manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8-sig"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML ({exc})", file=MANIFEST,
+                         fix="check quotes, brackets and '=' signs") from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", file=MANIFEST, fix="save the manifest as UTF-8") from None
+
+    unknown = set(manifest) - TOP_LEVEL_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise InputError(f"unknown key '{key}'", file=MANIFEST, column=key,
+                         fix="use only: " + ", ".join(sorted(TOP_LEVEL_KEYS)))
+    tables = manifest.get("tables")
+    if not isinstance(tables, dict):
+        raise InputError("missing [tables] section", file=MANIFEST, column="tables",
+                         fix='add [tables] with zones = "..." and sites = "..."')
+    for key in tables:
+        if key not in TABLE_KEYS:
+            raise InputError(f"unknown table '{key}'", file=MANIFEST, column=f"tables.{key}",
+                             fix="use only: " + ", ".join(sorted(TABLE_KEYS)))
+    for key in ("zones", "sites"):
+        if key not in tables:
+            raise InputError(f"the [tables] section does not name '{key}'", file=MANIFEST,
+                             column=f"tables.{key}", fix=f'add {key} = "{key}.csv"')
+    params = manifest.get("parameters", {})
+    if not isinstance(params, dict):
+        raise InputError("[parameters] must be a table of name = value", file=MANIFEST,
+                         column="parameters")
+    parameters = Parameters().with_overrides(params, file=MANIFEST)
+    if overrides:
+        parameters = parameters.with_overrides(overrides, file="options")
+
+    raw = {key: read_table(resolve_inside(root, tables[key], manifest=MANIFEST, key=f"tables.{key}"), tables[key])
+           for key in TABLE_KEYS if key in tables}
+    crs = manifest.get("crs")
+    supply_source = manifest.get("supply_source", "user" if "practices" in tables else "none")
+    if supply_source not in SUPPLY_SOURCES:
+        raise InputError(f"unknown supply_source '{supply_source}'", file=MANIFEST,
+                         column="supply_source", fix="use " + ", ".join(sorted(SUPPLY_SOURCES)))
+    name = manifest.get("name", root.name)
+    provenance = manifest.get("provenance", {})
+    if not isinstance(provenance, dict):
+        raise InputError("[provenance] must be a table", file=MANIFEST, column="provenance")
+    inputs = validate_tables(raw["zones"], raw["sites"], raw.get("practices"), raw.get("travel"), crs=crs)
+    instance = Instance(name=str(name), inputs=inputs, parameters=parameters,
+                        supply_source=supply_source, provenance=dict(provenance), folder=root,
+                        manifest_parameters=dict(params))
+    instance.sites  # resolve now so that per-site inconsistencies surface at load time
+    return instance
+
+
+def instance_from_frames(zones: pd.DataFrame, sites: pd.DataFrame,
+                         practices: pd.DataFrame | None = None, travel: pd.DataFrame | None = None,
+                         *, name: str = "in-memory", parameters: Mapping[str, Any] | None = None,
+                         supply_source: str = "user", provenance: Mapping[str, Any] | None = None) -> Instance:
+    """Build an instance from pandas frames (a notebook's way in), with the same validation."""
+    def as_raw(frame, label):
+        if frame is None:
+            return None
+        from .tables import _as_text
+
+        return RawTable(_as_text(frame.reset_index(drop=frame.index.name is None)), label, first_row=1)
+
+    inputs = validate_tables(as_raw(zones, "zones"), as_raw(sites, "sites"),
+                             as_raw(practices, "practices"), as_raw(travel, "travel"))
+    inst = Instance(name=name, inputs=inputs,
+                    parameters=Parameters().with_overrides(parameters or {}),
+                    supply_source=supply_source, provenance=dict(provenance or {}))
+    inst.sites
+    return inst
+
+
+# ---------------------------------------------------------------------------------
+# Cell-level validation
+# ---------------------------------------------------------------------------------
+
+class _Columns:
+    """Typed access to a RawTable's columns, raising located errors."""
+
+    def __init__(self, raw: RawTable):
+        self.raw = raw
+        self.frame = raw.frame
+        self.decimal_comma = bool(raw.frame.attrs.get("decimal_comma", False))
+
+    def has(self, col: str) -> bool:
+        return col in self.frame.columns
+
+    def _fail(self, problem, position, col, fix):
+        raise InputError(problem, file=self.raw.label,
+                         row=None if position is None else self.raw.row(position), column=col, fix=fix)
+
+    def require(self, *cols: str) -> None:
+        for col in cols:
+            if not self.has(col):
+                self._fail("required column is missing", None, col,
+                           f"add a column named '{col}' (columns found: "
+                           + ", ".join(map(str, self.frame.columns[:12])) + ")")
+        if len(self.frame) == 0:
+            self._fail("the table has no rows", None, None, "add at least one row")
+
+    def text(self, col: str, *, required: bool = True) -> pd.Series:
+        if not self.has(col):
+            return pd.Series([None] * len(self.frame), index=self.frame.index, dtype=object)
+        s = self.frame[col].astype(str).str.strip()
+        if required:
+            empty = s == ""
+            if empty.any():
+                self._fail("empty value", int(np.flatnonzero(empty.to_numpy())[0]), col,
+                           "fill in every row")
+        return s.astype(object)
+
+    def ids(self, col: str) -> pd.Series:
+        s = self.text(col)
+        bad = s.map(lambda v: any(ord(ch) < 32 for ch in v))
+        if bad.any():
+            self._fail("id contains a control character", int(np.flatnonzero(bad.to_numpy())[0]), col,
+                       "remove tabs and line breaks from ids")
+        dup = s.duplicated(keep="first")
+        if dup.any():
+            pos = int(np.flatnonzero(dup.to_numpy())[0])
+            first = int(np.flatnonzero((s == s.iloc[pos]).to_numpy())[0])
+            self._fail(f"duplicate id '{s.iloc[pos]}' (first seen at row {self.raw.row(first)})",
+                       pos, col, "give every row its own id")
+        return s
+
+    def number(self, col: str, *, required: bool = False, minimum: float | None = None,
+               maximum: float | None = None, what: str = "a number") -> pd.Series:
+        if not self.has(col):
+            if required:
+                self.require(col)
+            return pd.Series(np.nan, index=self.frame.index, dtype=float)
+        text = self.frame[col].astype(str).str.strip()
+        cleaned = text.str.replace("\u00a0", "", regex=False).str.replace("\u202f", "", regex=False)
+        if self.decimal_comma:
+            cleaned = cleaned.str.replace(",", ".", regex=False)
+        values = pd.to_numeric(cleaned.where(cleaned != "", None), errors="coerce").astype(float)
+        not_number = values.isna() & (cleaned != "")
+        if not_number.any():
+            pos = int(np.flatnonzero(not_number.to_numpy())[0])
+            self._fail(f"'{text.iloc[pos][:40]}' is not {what}", pos, col, f"write {what}")
+        if required and values.isna().any():
+            pos = int(np.flatnonzero(values.isna().to_numpy())[0])
+            self._fail("empty value", pos, col, f"write {what}")
+        infinite = ~np.isfinite(values.fillna(0.0))
+        if infinite.any():
+            pos = int(np.flatnonzero(infinite.to_numpy())[0])
+            self._fail(f"'{text.iloc[pos][:40]}' is not a finite number", pos, col, f"write {what}")
+        if minimum is not None and (values < minimum).any():
+            pos = int(np.flatnonzero((values < minimum).to_numpy())[0])
+            self._fail(f"{values.iloc[pos]:g} is below {minimum:g}", pos, col,
+                       f"write {what} of at least {minimum:g}")
+        if maximum is not None and (values > maximum).any():
+            pos = int(np.flatnonzero((values > maximum).to_numpy())[0])
+            self._fail(f"{values.iloc[pos]:g} is above {maximum:g}", pos, col,
+                       f"write {what} of at most {maximum:g}")
+        return values
+
+    def foreign(self, col: str, known: pd.Index, table: str) -> pd.Series:
+        s = self.text(col)
+        unknown = ~s.isin(known)
+        if unknown.any():
+            pos = int(np.flatnonzero(unknown.to_numpy())[0])
+            self._fail(f"'{s.iloc[pos]}' is not a zone_id of the {table} table", pos, col,
+                       f"use a zone_id listed in {table} (ids are text: keep leading zeros)")
+        return s
+
+
+def _coordinates(cols: _Columns, crs: str | None, *, required: bool) -> tuple[pd.Series, pd.Series]:
+    """lon/lat in WGS84 from columns, or from point/polygon geometry when columns are absent."""
+    frame = cols.frame
+    geom_name = getattr(frame, "_geometry_column_name", None)
+    if cols.has("lon") or cols.has("lat"):
+        cols.require("lon", "lat")
+        lon = cols.number("lon", required=required, what="a longitude")
+        lat = cols.number("lat", required=required, what="a latitude")
+        if crs and str(crs).upper() not in {"EPSG:4326", "WGS84", "OGC:CRS84"}:
+            from pyproj import Transformer
+
+            try:
+                tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+            except Exception:
+                raise InputError(f"unknown crs '{crs}'", file=MANIFEST, column="crs",
+                                 fix='use an EPSG code such as "EPSG:2154"') from None
+            x, y = tr.transform(lon.to_numpy(), lat.to_numpy())
+            lon, lat = pd.Series(x, index=lon.index), pd.Series(y, index=lat.index)
+            bad = (~np.isfinite(lon)) | (~np.isfinite(lat))
+            if (bad & cols.number("lon").notna()).any():
+                pos = int(np.flatnonzero(bad.to_numpy())[0])
+                cols._fail(f"coordinates do not convert from {crs}", pos, "lon",
+                           "check the crs in instance.toml and the x/y columns")
+    elif geom_name is not None:
+        g = frame.geometry
+        if g.crs is not None and not g.crs.equals("EPSG:4326"):
+            g = g.to_crs("EPSG:4326")
+        pts = g.where(g.geom_type == "Point", g.representative_point())
+        lon, lat = pd.Series(pts.x.to_numpy(), index=frame.index), pd.Series(pts.y.to_numpy(), index=frame.index)
+    elif required:
+        cols.require("lon", "lat")
+        raise AssertionError("unreachable")
+    else:
+        return (pd.Series(np.nan, index=frame.index), pd.Series(np.nan, index=frame.index))
+    for col, series, limit in (("lon", lon, 180.0), ("lat", lat, 90.0)):
+        out = series.abs() > limit
+        if out.any():
+            pos = int(np.flatnonzero(out.to_numpy())[0])
+            cols._fail(f"{series.iloc[pos]:g} is out of range (-{limit:g} to {limit:g})", pos, col,
+                       "give WGS84 degrees, or set crs in instance.toml for projected x/y")
+    return lon, lat
+
+
+def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None,
+                    travel: RawTable | None, *, crs: str | None = None) -> Inputs:
+    """Check every cell the models use; return typed frames indexed by id."""
+    # -- zones -------------------------------------------------------------------------
+    zc = _Columns(zones)
+    zc.require("zone_id", "population")
+    zone_id = zc.ids("zone_id")
+    lon, lat = _coordinates(zc, crs, required=True)
+    z = pd.DataFrame(index=pd.Index(zone_id.to_numpy(), name="zone_id", dtype=object))
+    z["name"] = (zc.text("name", required=False).where(lambda s: s.notna() & (s != ""), zone_id)).to_numpy()
+    z["population"] = zc.number("population", required=True, minimum=0.0, what="a population").to_numpy()
+    z["lon"], z["lat"] = lon.to_numpy(), lat.to_numpy()
+    z["weight"] = zc.number("weight", minimum=0.0, what="a priority weight").fillna(1.0).to_numpy()
+    z["demand"] = zc.number("demand", minimum=0.0, what="a demand in consultations/year").to_numpy()
+    known_cols = {"zone_id", "name", "population", "lon", "lat", "weight", "demand"}
+    geom_name = getattr(zones.frame, "_geometry_column_name", None)
+    for col in zones.frame.columns:
+        if col not in known_cols and col != geom_name:
+            z[col] = zones.frame[col].to_numpy()  # extra columns are kept as text
+    geometry = None
+    if geom_name is not None:
+        import geopandas as gpd
+
+        g = zones.frame.geometry
+        if g.crs is not None and not g.crs.equals("EPSG:4326"):
+            g = g.to_crs("EPSG:4326")
+        geometry = gpd.GeoSeries(g.to_numpy(), index=z.index, crs="EPSG:4326")
+
+    # -- sites -------------------------------------------------------------------------
+    sc = _Columns(sites)
+    sc.require("site_id", "kind", "zone_id")
+    site_id = sc.ids("site_id")
+    kind = sc.text("kind")
+    bad_kind = ~kind.isin(KINDS)
+    if bad_kind.any():
+        pos = int(np.flatnonzero(bad_kind.to_numpy())[0])
+        sc._fail(f"unknown kind '{kind.iloc[pos][:40]}'", pos, "kind", "use " + " or ".join(KINDS))
+    s = pd.DataFrame(index=pd.Index(site_id.to_numpy(), name="site_id", dtype=object))
+    s["kind"] = kind.to_numpy()
+    s["zone_id"] = sc.foreign("zone_id", z.index, "zones").to_numpy()
+    s["name"] = sc.text("name", required=False).to_numpy()
+    slon, slat = _coordinates(sc, crs, required=False)
+    s["lon"] = np.where(slon.isna(), z.loc[s["zone_id"], "lon"].to_numpy(), slon.to_numpy())
+    s["lat"] = np.where(slat.isna(), z.loc[s["zone_id"], "lat"].to_numpy(), slat.to_numpy())
+    for col in SITE_OVERRIDES:
+        s[col] = sc.number(col, minimum=0.0, what="a non-negative number").to_numpy()
+    for lo, hi in (("min_days", "max_days"), ("min_fte", "max_fte")):
+        bad = s[lo] > s[hi]
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            sc._fail(f"{lo} {s[lo].iloc[pos]:g} is above {hi} {s[hi].iloc[pos]:g}", pos, lo,
+                     f"make {lo} at most {hi}")
+    s["name"] = s["name"].where(s["name"].notna() & (s["name"] != ""), z.loc[s["zone_id"], "name"].to_numpy())
+
+    # -- practices ---------------------------------------------------------------------
+    pr = pd.DataFrame(
+        {"zone_id": pd.Series(dtype=object), "name": pd.Series(dtype=object),
+         "physicians": pd.Series(dtype=float), "lon": pd.Series(dtype=float),
+         "lat": pd.Series(dtype=float), "secondary_days": pd.Series(dtype=float),
+         "max_travel_minutes": pd.Series(dtype=float)},
+        index=pd.Index([], name="practice_id", dtype=object),
+    )
+    if practices is not None:
+        pc = _Columns(practices)
+        if len(practices.frame.columns) or len(practices.frame):
+            pc.require("practice_id", "zone_id", "physicians")
+            pid = pc.ids("practice_id")
+            pr = pd.DataFrame(index=pd.Index(pid.to_numpy(), name="practice_id", dtype=object))
+            pr["zone_id"] = pc.foreign("zone_id", z.index, "zones").to_numpy()
+            pr["name"] = pc.text("name", required=False).to_numpy()
+            pr["physicians"] = pc.number("physicians", required=True, minimum=0.0, what="a number of FTE").to_numpy()
+            plon, plat = _coordinates(pc, crs, required=False)
+            pr["lon"] = np.where(plon.isna(), z.loc[pr["zone_id"], "lon"].to_numpy(), plon.to_numpy())
+            pr["lat"] = np.where(plat.isna(), z.loc[pr["zone_id"], "lat"].to_numpy(), plat.to_numpy())
+            pr["secondary_days"] = pc.number("secondary_days", minimum=0.0, what="days per week").to_numpy()
+            pr["max_travel_minutes"] = pc.number("max_travel_minutes", minimum=0.0, what="minutes").to_numpy()
+
+    # -- travel ------------------------------------------------------------------------
+    tr = None
+    if travel is not None:
+        tc = _Columns(travel)
+        tc.require("from_id", "to_id", "minutes")
+        f = tc.foreign("from_id", z.index, "zones")
+        t = tc.foreign("to_id", z.index, "zones")
+        m = tc.number("minutes", required=True, minimum=0.0, what="a travel time in minutes")
+        tr = pd.DataFrame({"from_id": f.to_numpy(), "to_id": t.to_numpy(), "minutes": m.to_numpy()})
+        dup = tr.duplicated(["from_id", "to_id"], keep="first")
+        if dup.any():
+            pos = int(np.flatnonzero(dup.to_numpy())[0])
+            tc._fail(f"pair {tr.at[pos, 'from_id']} -> {tr.at[pos, 'to_id']} is given twice", pos, "to_id",
+                     "keep one row per (from_id, to_id)")
+    return Inputs(zones=z, sites=s, practices=pr, travel=tr, geometry=geometry)
