@@ -31,6 +31,24 @@ SUPPLY_SOURCES = {"user", "illustrative", "none"}
 
 SITE_OVERRIDES = ["fixed_cost", "cost_per_day", "cost_per_fte", "min_days", "max_days", "min_fte", "max_fte"]
 
+# Upper bounds of plausible values: beyond them a cell is a typing or export mistake,
+# and letting it through would only break the models' scaling.
+MAX_POPULATION = 1e9  # inhabitants of one zone
+MAX_WEIGHT = 1e6  # priority weight
+MAX_DEMAND = 1e11  # consultations per year in one zone
+MAX_FTE = 1e5  # physicians of one practice or site
+MAX_COST = 1e12  # EUR
+MAX_MINUTES = 1e6  # minutes
+SITE_MAXIMA = {
+    "fixed_cost": (MAX_COST, "a cost in EUR/year"),
+    "cost_per_day": (MAX_COST, "a cost in EUR per physician-day"),
+    "cost_per_fte": (MAX_COST, "a cost in EUR per FTE and year"),
+    "min_days": (7.0, "days per week"),
+    "max_days": (7.0, "days per week"),
+    "min_fte": (MAX_FTE, "a number of FTE"),
+    "max_fte": (MAX_FTE, "a number of FTE"),
+}
+
 
 @dataclass(frozen=True)
 class Inputs:
@@ -41,6 +59,15 @@ class Inputs:
     practices: pd.DataFrame
     travel: pd.DataFrame | None
     geometry: Any  # GeoSeries of zone polygons (EPSG:4326) or None
+    # table key -> (file label, first row number, line of each row or None): to locate errors
+    sources: Mapping[str, Any] = field(default_factory=dict)
+
+    def locate(self, table: str, position: int) -> tuple[str, int | None]:
+        """File label and user-facing row number of row ``position`` of ``table``."""
+        label, first_row, lines = self.sources.get(table, (table, None, None))
+        if lines is not None and 0 <= position < len(lines):
+            return label, lines[position]
+        return label, None if first_row is None else first_row + int(position)
 
 
 @dataclass(frozen=True)
@@ -85,11 +112,16 @@ class Instance:
         for lo, hi in (("min_days", "max_days"), ("min_fte", "max_fte")):
             bad = s[lo] > s[hi]
             if bad.any():
-                sid = s.index[bad][0]
+                pos = int(np.flatnonzero(bad.to_numpy())[0])
+                sid = s.index[pos]
+                label, row = self.inputs.locate("sites", pos)
+                given = lo if pd.notna(self.inputs.sites[lo].iloc[pos]) else hi
                 raise InputError(
                     f"site '{sid}' has {lo} {s.at[sid, lo]:g} above {hi} {s.at[sid, hi]:g} "
-                    "(after kind defaults)",
-                    file="sites", column=lo, fix=f"give {lo} at most {hi} for this site",
+                    "(after kind defaults from the parameters)",
+                    file=label, row=row, column=given,
+                    fix=f"give {lo} at most {hi} for this site, or change the kind default "
+                    f"in [parameters]",
                 )
         return s
 
@@ -144,12 +176,14 @@ class Instance:
         """A new instance with parameter overrides applied (defaults re-resolved)."""
         if not overrides:
             return self
-        return Instance(
+        new = Instance(
             name=self.name, inputs=self.inputs,
             parameters=self.parameters.with_overrides(overrides, file=file),
             supply_source=self.supply_source, provenance=self.provenance, folder=self.folder,
             manifest_parameters=self.manifest_parameters,
         )
+        new.sites  # per-site bounds against the new kind defaults fail here, not mid-solve
+        return new
 
     def summary(self) -> dict[str, Any]:
         """Headline counts a planner checks before solving."""
@@ -189,10 +223,14 @@ def load_instance(folder: str | Path, overrides: Mapping[str, Any] | None = None
     try:
         manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML ({exc})", file=MANIFEST,
+        line = getattr(exc, "lineno", None)
+        raise InputError(f"not valid TOML ({exc})", file=MANIFEST, row=line,
                          fix="check quotes, brackets and '=' signs") from None
     except UnicodeDecodeError:
         raise InputError("not UTF-8 text", file=MANIFEST, fix="save the manifest as UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"cannot read the manifest ({exc.strerror or exc})", file=MANIFEST,
+                         fix="check the file's permissions") from None
 
     unknown = set(manifest) - TOP_LEVEL_KEYS
     if unknown:
@@ -221,12 +259,19 @@ def load_instance(folder: str | Path, overrides: Mapping[str, Any] | None = None
 
     raw = {key: read_table(resolve_inside(root, tables[key], manifest=MANIFEST, key=f"tables.{key}"), tables[key])
            for key in TABLE_KEYS if key in tables}
-    crs = manifest.get("crs")
+    crs = _check_crs(manifest.get("crs"))
     supply_source = manifest.get("supply_source", "user" if "practices" in tables else "none")
-    if supply_source not in SUPPLY_SOURCES:
+    if not isinstance(supply_source, str) or supply_source not in SUPPLY_SOURCES:
         raise InputError(f"unknown supply_source '{supply_source}'", file=MANIFEST,
                          column="supply_source", fix="use " + ", ".join(sorted(SUPPLY_SOURCES)))
     name = manifest.get("name", root.name)
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("name must be a non-empty text", file=MANIFEST, column="name",
+                         fix='write name = "Territory (code)"')
+    description = manifest.get("description", "")
+    if not isinstance(description, str):
+        raise InputError("description must be a text", file=MANIFEST, column="description",
+                         fix='write description = "..."')
     provenance = manifest.get("provenance", {})
     if not isinstance(provenance, dict):
         raise InputError("[provenance] must be a table", file=MANIFEST, column="provenance")
@@ -248,7 +293,8 @@ def instance_from_frames(zones: pd.DataFrame, sites: pd.DataFrame,
             return None
         from .tables import _as_text
 
-        return RawTable(_as_text(frame.reset_index(drop=frame.index.name is None)), label, first_row=1)
+        return RawTable(_as_text(frame.reset_index(drop=frame.index.name is None), label), label,
+                        first_row=1)
 
     inputs = validate_tables(as_raw(zones, "zones"), as_raw(sites, "sites"),
                              as_raw(practices, "practices"), as_raw(travel, "travel"))
@@ -278,13 +324,13 @@ class _Columns:
         raise InputError(problem, file=self.raw.label,
                          row=None if position is None else self.raw.row(position), column=col, fix=fix)
 
-    def require(self, *cols: str) -> None:
+    def require(self, *cols: str, allow_empty: bool = False) -> None:
         for col in cols:
             if not self.has(col):
+                found = ", ".join(str(c)[:40] for c in self.frame.columns[:12]) or "none"
                 self._fail("required column is missing", None, col,
-                           f"add a column named '{col}' (columns found: "
-                           + ", ".join(map(str, self.frame.columns[:12])) + ")")
-        if len(self.frame) == 0:
+                           f"add a column named '{col}' (columns found: {found})")
+        if len(self.frame) == 0 and not allow_empty:
             self._fail("the table has no rows", None, None, "add at least one row")
 
     def text(self, col: str, *, required: bool = True) -> pd.Series:
@@ -326,7 +372,8 @@ class _Columns:
         not_number = values.isna() & (cleaned != "")
         if not_number.any():
             pos = int(np.flatnonzero(not_number.to_numpy())[0])
-            self._fail(f"'{text.iloc[pos][:40]}' is not {what}", pos, col, f"write {what}")
+            self._fail(f"'{text.iloc[pos][:40]}' is not {what}", pos, col,
+                       f"write {what}" + (" with a decimal comma" if self.decimal_comma else ""))
         if required and values.isna().any():
             pos = int(np.flatnonzero(values.isna().to_numpy())[0])
             self._fail("empty value", pos, col, f"write {what}")
@@ -354,46 +401,105 @@ class _Columns:
         return s
 
 
+def _check_crs(crs: Any) -> str | None:
+    """The manifest's crs as text (None for WGS84 lon/lat), refused when pyproj does not know it."""
+    if crs is None:
+        return None
+    if isinstance(crs, bool) or not isinstance(crs, (str, int)) or not str(crs).strip():
+        raise InputError("crs must be a text such as \"EPSG:2154\"", file=MANIFEST, column="crs",
+                         fix='write crs = "EPSG:2154" (or leave it out for WGS84 lon/lat)')
+    crs = str(crs).strip()
+    from pyproj import CRS
+
+    try:
+        parsed = CRS.from_user_input(crs)
+    except Exception:
+        raise InputError(f"unknown crs '{crs[:60]}'", file=MANIFEST, column="crs",
+                         fix='use an EPSG code such as "EPSG:2154"') from None
+    if parsed.equals("EPSG:4326", ignore_axis_order=True):
+        return None
+    return crs
+
+
+def _to_wgs84(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    with np.errstate(all="ignore"):
+        lon, lat = tr.transform(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+
+
+def _geometry_wgs84(frame, crs: str | None):
+    """The frame's geometry in EPSG:4326 (a geometry without crs takes the manifest's)."""
+    g = frame.geometry
+    if g.crs is None:
+        if crs is None:
+            return g.set_crs("EPSG:4326", allow_override=True)
+        g = g.set_crs(crs, allow_override=True)
+    if not g.crs.equals("EPSG:4326"):
+        g = g.to_crs("EPSG:4326")
+    return g
+
+
 def _coordinates(cols: _Columns, crs: str | None, *, required: bool) -> tuple[pd.Series, pd.Series]:
-    """lon/lat in WGS84 from columns, or from point/polygon geometry when columns are absent."""
+    """lon/lat in WGS84 from columns, or from point/polygon geometry when columns are absent.
+
+    Missing values stay NaN (the caller falls back to the zone's point) unless
+    ``required``; a row giving one coordinate without the other is refused.
+    """
     frame = cols.frame
     geom_name = getattr(frame, "_geometry_column_name", None)
+    nan = pd.Series(np.nan, index=frame.index, dtype=float)
     if cols.has("lon") or cols.has("lat"):
-        cols.require("lon", "lat")
-        lon = cols.number("lon", required=required, what="a longitude")
-        lat = cols.number("lat", required=required, what="a latitude")
-        if crs and str(crs).upper() not in {"EPSG:4326", "WGS84", "OGC:CRS84"}:
-            from pyproj import Transformer
-
-            try:
-                tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-            except Exception:
-                raise InputError(f"unknown crs '{crs}'", file=MANIFEST, column="crs",
-                                 fix='use an EPSG code such as "EPSG:2154"') from None
-            x, y = tr.transform(lon.to_numpy(), lat.to_numpy())
-            lon, lat = pd.Series(x, index=lon.index), pd.Series(y, index=lat.index)
-            bad = (~np.isfinite(lon)) | (~np.isfinite(lat))
-            if (bad & cols.number("lon").notna()).any():
-                pos = int(np.flatnonzero(bad.to_numpy())[0])
+        cols.require("lon", "lat", allow_empty=True)
+        what_x, what_y = ("an x coordinate", "a y coordinate") if crs else ("a longitude", "a latitude")
+        lon = cols.number("lon", required=required, what=what_x)
+        lat = cols.number("lat", required=required, what=what_y)
+        half = lon.isna() != lat.isna()
+        if half.any():
+            pos = int(np.flatnonzero(half.to_numpy())[0])
+            missing = "lat" if pd.isna(lat.iloc[pos]) else "lon"
+            cols._fail("empty value while the other coordinate is given", pos, missing,
+                       "give both lon and lat, or leave both empty")
+        if crs:
+            given = lon.notna().to_numpy()
+            x, y = lon.to_numpy(copy=True), lat.to_numpy(copy=True)
+            if given.any():
+                x[given], y[given] = _to_wgs84(x[given], y[given], crs)
+            bad = given & ~(np.isfinite(x) & np.isfinite(y))
+            if bad.any():
+                pos = int(np.flatnonzero(bad)[0])
                 cols._fail(f"coordinates do not convert from {crs}", pos, "lon",
                            "check the crs in instance.toml and the x/y columns")
+            lon, lat = pd.Series(x, index=frame.index), pd.Series(y, index=frame.index)
     elif geom_name is not None:
-        g = frame.geometry
-        if g.crs is not None and not g.crs.equals("EPSG:4326"):
-            g = g.to_crs("EPSG:4326")
-        pts = g.where(g.geom_type == "Point", g.representative_point())
-        lon, lat = pd.Series(pts.x.to_numpy(), index=frame.index), pd.Series(pts.y.to_numpy(), index=frame.index)
+        g = _geometry_wgs84(frame, crs)
+        empty = (g.isna() | g.is_empty).to_numpy()
+        if required and empty.any():
+            pos = int(np.flatnonzero(empty)[0])
+            cols._fail("empty geometry and no lon/lat columns", pos, str(geom_name),
+                       "give every row a geometry, or add lon and lat columns")
+        lon, lat = nan.copy(), nan.copy()
+        ok = ~empty
+        if ok.any():
+            sub = g[ok]
+            pts = sub.where(sub.geom_type == "Point", sub.representative_point())
+            lon[ok], lat[ok] = pts.x.to_numpy(), pts.y.to_numpy()
     elif required:
         cols.require("lon", "lat")
         raise AssertionError("unreachable")
     else:
-        return (pd.Series(np.nan, index=frame.index), pd.Series(np.nan, index=frame.index))
+        return nan.copy(), nan.copy()
     for col, series, limit in (("lon", lon, 180.0), ("lat", lat, 90.0)):
         out = series.abs() > limit
         if out.any():
             pos = int(np.flatnonzero(out.to_numpy())[0])
             cols._fail(f"{series.iloc[pos]:g} is out of range (-{limit:g} to {limit:g})", pos, col,
                        "give WGS84 degrees, or set crs in instance.toml for projected x/y")
+        if required and series.isna().any():
+            pos = int(np.flatnonzero(series.isna().to_numpy())[0])
+            cols._fail("no coordinate", pos, col, "give every row a lon and a lat")
     return lon, lat
 
 
@@ -407,10 +513,13 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
     lon, lat = _coordinates(zc, crs, required=True)
     z = pd.DataFrame(index=pd.Index(zone_id.to_numpy(), name="zone_id", dtype=object))
     z["name"] = (zc.text("name", required=False).where(lambda s: s.notna() & (s != ""), zone_id)).to_numpy()
-    z["population"] = zc.number("population", required=True, minimum=0.0, what="a population").to_numpy()
+    z["population"] = zc.number("population", required=True, minimum=0.0, maximum=MAX_POPULATION,
+                                what="a population").to_numpy()
     z["lon"], z["lat"] = lon.to_numpy(), lat.to_numpy()
-    z["weight"] = zc.number("weight", minimum=0.0, what="a priority weight").fillna(1.0).to_numpy()
-    z["demand"] = zc.number("demand", minimum=0.0, what="a demand in consultations/year").to_numpy()
+    z["weight"] = zc.number("weight", minimum=0.0, maximum=MAX_WEIGHT,
+                            what="a priority weight").fillna(1.0).to_numpy()
+    z["demand"] = zc.number("demand", minimum=0.0, maximum=MAX_DEMAND,
+                            what="a demand in consultations/year").to_numpy()
     known_cols = {"zone_id", "name", "population", "lon", "lat", "weight", "demand"}
     geom_name = getattr(zones.frame, "_geometry_column_name", None)
     for col in zones.frame.columns:
@@ -420,9 +529,7 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
     if geom_name is not None:
         import geopandas as gpd
 
-        g = zones.frame.geometry
-        if g.crs is not None and not g.crs.equals("EPSG:4326"):
-            g = g.to_crs("EPSG:4326")
+        g = _geometry_wgs84(zones.frame, crs)
         geometry = gpd.GeoSeries(g.to_numpy(), index=z.index, crs="EPSG:4326")
 
     # -- sites -------------------------------------------------------------------------
@@ -442,7 +549,8 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
     s["lon"] = np.where(slon.isna(), z.loc[s["zone_id"], "lon"].to_numpy(), slon.to_numpy())
     s["lat"] = np.where(slat.isna(), z.loc[s["zone_id"], "lat"].to_numpy(), slat.to_numpy())
     for col in SITE_OVERRIDES:
-        s[col] = sc.number(col, minimum=0.0, what="a non-negative number").to_numpy()
+        s[col] = sc.number(col, minimum=0.0, maximum=SITE_MAXIMA[col][0],
+                           what=SITE_MAXIMA[col][1]).to_numpy()
     for lo, hi in (("min_days", "max_days"), ("min_fte", "max_fte")):
         bad = s[lo] > s[hi]
         if bad.any():
@@ -462,17 +570,22 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
     if practices is not None:
         pc = _Columns(practices)
         if len(practices.frame.columns) or len(practices.frame):
-            pc.require("practice_id", "zone_id", "physicians")
+            # A header without rows is an instance with no existing practice.
+            pc.require("practice_id", "zone_id", "physicians", allow_empty=True)
             pid = pc.ids("practice_id")
             pr = pd.DataFrame(index=pd.Index(pid.to_numpy(), name="practice_id", dtype=object))
             pr["zone_id"] = pc.foreign("zone_id", z.index, "zones").to_numpy()
-            pr["name"] = pc.text("name", required=False).to_numpy()
-            pr["physicians"] = pc.number("physicians", required=True, minimum=0.0, what="a number of FTE").to_numpy()
+            pname = pc.text("name", required=False)
+            pr["name"] = pname.where(pname.notna() & (pname != ""), pid).to_numpy()
+            pr["physicians"] = pc.number("physicians", required=True, minimum=0.0, maximum=MAX_FTE,
+                                         what="a number of FTE").to_numpy()
             plon, plat = _coordinates(pc, crs, required=False)
             pr["lon"] = np.where(plon.isna(), z.loc[pr["zone_id"], "lon"].to_numpy(), plon.to_numpy())
             pr["lat"] = np.where(plat.isna(), z.loc[pr["zone_id"], "lat"].to_numpy(), plat.to_numpy())
-            pr["secondary_days"] = pc.number("secondary_days", minimum=0.0, what="days per week").to_numpy()
-            pr["max_travel_minutes"] = pc.number("max_travel_minutes", minimum=0.0, what="minutes").to_numpy()
+            pr["secondary_days"] = pc.number("secondary_days", minimum=0.0, maximum=7.0 * MAX_FTE,
+                                             what="days per week").to_numpy()
+            pr["max_travel_minutes"] = pc.number("max_travel_minutes", minimum=0.0,
+                                                 maximum=MAX_MINUTES, what="minutes").to_numpy()
 
     # -- travel ------------------------------------------------------------------------
     tr = None
@@ -488,4 +601,7 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
             pos = int(np.flatnonzero(dup.to_numpy())[0])
             tc._fail(f"pair {tr.at[pos, 'from_id']} -> {tr.at[pos, 'to_id']} is given twice", pos, "to_id",
                      "keep one row per (from_id, to_id)")
-    return Inputs(zones=z, sites=s, practices=pr, travel=tr, geometry=geometry)
+    sources = {key: (raw.label, raw.first_row, raw.lines)
+               for key, raw in (("zones", zones), ("sites", sites), ("practices", practices),
+                                ("travel", travel)) if raw is not None}
+    return Inputs(zones=z, sites=s, practices=pr, travel=tr, geometry=geometry, sources=sources)

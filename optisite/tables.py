@@ -28,9 +28,13 @@ class RawTable:
     frame: pd.DataFrame  # object columns; a GeoDataFrame keeps its geometry column
     label: str  # the file name as the user wrote it in the manifest
     first_row: int  # number shown to the user for frame row 0 (2 under a CSV header)
+    lines: tuple[int, ...] | None = None  # file line of each frame row (CSV with skipped lines)
 
     def row(self, position: int) -> int:
-        return self.first_row + int(position)
+        position = int(position)
+        if self.lines is not None and 0 <= position < len(self.lines):
+            return self.lines[position]
+        return self.first_row + position
 
 
 def resolve_inside(root: Path, relative: str, *, manifest: str, key: str) -> Path:
@@ -64,11 +68,12 @@ def read_table(path: Path, label: str) -> RawTable:
     suffix = path.suffix.lower()
     try:
         if suffix in CSV_SUFFIXES:
-            return RawTable(_read_csv(path, label), label, first_row=2)
+            frame, lines = _read_csv(path, label)
+            return RawTable(frame, label, first_row=2, lines=lines)
         if suffix in GEO_SUFFIXES:
-            return RawTable(_as_text(_read_geo(path)), label, first_row=1)
+            return RawTable(_as_text(_read_geo(path), label), label, first_row=1)
         if suffix in PARQUET_SUFFIXES:
-            return RawTable(_as_text(_read_parquet(path)), label, first_row=1)
+            return RawTable(_as_text(_read_parquet(path), label), label, first_row=1)
     except InputError:
         raise
     except Exception as exc:  # a corrupt file: say which, without a traceback
@@ -79,29 +84,115 @@ def read_table(path: Path, label: str) -> RawTable:
                      fix="use .csv, .gpkg or .parquet")
 
 
-def _read_csv(path: Path, label: str) -> pd.DataFrame:
-    data = path.read_bytes()
-    if not data.strip():
-        raise InputError("the file is empty", file=label, fix="write a header line and rows")
+def _decode(data: bytes, label: str) -> str:
+    """Text of a CSV file: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError("the file starts like UTF-16 text but does not decode", file=label,
+                             fix="save the table as CSV UTF-8") from None
+    if b"\x00" in data:
+        raise InputError("the file contains NUL bytes: it is not a text CSV", file=label,
+                         fix="export the table as CSV UTF-8")
     for encoding in ("utf-8-sig", "cp1252"):
         try:
-            text = data.decode(encoding)
-            break
+            return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    header = text.lstrip().splitlines()[0]
-    sep = max([",", ";", "\t"], key=header.count)
-    if header.count(sep) == 0:
+    return data.decode("latin-1")  # every byte decodes; a wrong guess shows as odd letters
+
+
+def _read_csv(path: Path, label: str) -> tuple[pd.DataFrame, tuple[int, ...]]:
+    """Parse a CSV with the ``csv`` module so that every bad line can be named.
+
+    The separator is the most frequent of ``,``, ``;`` and tab in the header line; a
+    ``;`` file is taken to write decimals with a comma. Blank lines (or lines of
+    separators only) are skipped; a line with more or fewer fields than the header is
+    refused, except for empty trailing fields (spreadsheet exports add them).
+    """
+    data = path.read_bytes()
+    text = _decode(data, label)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise InputError("the file is empty", file=label, fix="write a header line and rows")
+    lines = text.splitlines()
+    header_index = next(i for i, line in enumerate(lines) if line.strip())
+    header_line = lines[header_index]
+    sep = max([",", ";", "\t"], key=header_line.count)
+    if header_line.count(sep) == 0:
         sep = ","
-    frame = pd.read_csv(
-        io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-        skipinitialspace=True, on_bad_lines="error", engine="python",
-    )
-    header_fields = [c.strip() for c in next(csv.reader([header], delimiter=sep))]
-    _check_columns(header_fields, label)
-    frame.columns = [str(c).strip() for c in frame.columns]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
+    try:
+        while True:
+            start_line = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            if not any(cell.strip() for cell in record):
+                continue
+            if header is None:
+                header = [cell.strip() for cell in record]
+                header_line_no = start_line
+                continue
+            n = len(header)
+            if len(record) > n:
+                if any(cell.strip() for cell in record[n:]):
+                    raise InputError(
+                        f"the line has {len(record)} fields but the header has {n}", file=label,
+                        row=start_line, fix=f"check for an extra '{_show(sep)}' or a missing quote",
+                    )
+                record = record[:n]
+            elif len(record) < n:
+                raise InputError(
+                    f"the line has {len(record)} fields but the header has {n} (truncated line?)",
+                    file=label, row=start_line,
+                    fix=f"give every line {n} fields separated by '{_show(sep)}'",
+                )
+            rows.append(record)
+            line_numbers.append(start_line)
+    except csv.Error as exc:
+        raise InputError(f"cannot parse the line ({exc})", file=label, row=reader.line_num,
+                         fix="check quotes and separators on that line") from None
+    assert header is not None
+    header = _name_columns(header, rows, label, header_line_no)
+    _check_columns(header, label)
+    frame = pd.DataFrame(rows, columns=header, dtype=object) if rows else \
+        pd.DataFrame({c: pd.Series(dtype=object) for c in header})
     frame.attrs["decimal_comma"] = sep == ";"
-    return frame
+    return frame, tuple(line_numbers)
+
+
+def _show(sep: str) -> str:
+    return "tab" if sep == "\t" else sep
+
+
+def _name_columns(header: list[str], rows: list[list[str]], label: str, line: int) -> list:
+    """Unnamed header cells: dropped when their column is empty, else refused."""
+    out: list = []
+    for i, name in enumerate(header):
+        if name:
+            out.append(name)
+            continue
+        if any(r[i].strip() for r in rows):
+            raise InputError(f"column {i + 1} has values but no name in the header", file=label,
+                             row=line, fix="write a column name in the header line")
+        out.append(None)
+    keep = [c for c in out if c is not None]
+    if not keep:
+        raise InputError("the header line has no column names", file=label, row=line,
+                         fix="write the column names on the first line")
+    # Drop the unnamed, empty columns from the rows too.
+    if len(keep) != len(out):
+        idx = [i for i, c in enumerate(out) if c is not None]
+        for r in rows:
+            r[:] = [r[i] for i in idx]
+    return keep
 
 
 def _read_geo(path: Path):
@@ -120,7 +211,7 @@ def _read_parquet(path: Path):
     return pd.read_parquet(path)
 
 
-def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+def _as_text(frame: pd.DataFrame, label: str = "") -> pd.DataFrame:
     """Non-geometry columns to text, with missing values as empty strings."""
     out = frame.copy()
     geometry_name = getattr(frame, "_geometry_column_name", None)
@@ -135,7 +226,7 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
             text = series.map(lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v))
         out[col] = text.astype(object)
     out.columns = [str(c).strip() for c in out.columns]
-    _check_columns(list(out.columns), "")
+    _check_columns(list(out.columns), label)
     return out
 
 
