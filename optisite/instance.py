@@ -10,6 +10,7 @@ immutable: ``with_parameters`` returns a new one.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -223,8 +224,11 @@ def load_instance(folder: str | Path, overrides: Mapping[str, Any] | None = None
     try:
         manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        raise InputError(f"not valid TOML ({exc})", file=MANIFEST, row=line,
+        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
+        reason = getattr(exc, "msg", None) or re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        where = f" at column {found.group(2)}" if found else ""
+        raise InputError(f"not valid TOML ({reason}{where})", file=MANIFEST, row=line,
                          fix="check quotes, brackets and '=' signs") from None
     except UnicodeDecodeError:
         raise InputError("not UTF-8 text", file=MANIFEST, fix="save the manifest as UTF-8") from None
