@@ -117,5 +117,160 @@ def apl(instance: Path, solution: Path | None, decay: str | None, out: Path | No
         click.echo(f"written       {out}")
 
 
+def _progress(quiet: bool):
+    """Stage messages with elapsed seconds on stderr (stdout stays for results)."""
+    import time
+
+    start = time.perf_counter()
+
+    def say(msg: str) -> None:
+        if not quiet:
+            click.echo(f"[{time.perf_counter() - start:6.1f}s] {msg}", err=True)
+
+    return say
+
+
+def _scenario(path: Path | None) -> dict:
+    """A scenario file: TOML with [parameters] and [options] (time_limit, gap, open, close, ...)."""
+    if path is None:
+        return {}
+    import tomllib
+
+    from .errors import InputError
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid TOML ({exc})", file=str(path)) from None
+    unknown = set(data) - {"name", "description", "model", "parameters", "options"}
+    if unknown:
+        raise InputError(f"unknown key '{sorted(unknown)[0]}'", file=str(path),
+                         fix="use name, description, model, [parameters] and [options]")
+    return data
+
+
+def _parse_sets(values: tuple[str, ...]) -> dict:
+    from .errors import InputError
+
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise InputError(f"--set '{item}' is not NAME=VALUE", column="--set",
+                             fix="write for example --set cabinet_fixed_cost=20000")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+SOLVE_OPTIONS = [
+    click.option("--model", type=click.Choice(["coverage", "staffing", "apl"]), default=None,
+                 help="Model to solve (default: staffing, or the scenario's)."),
+    click.option("--budget", type=click.FloatRange(min=0), default=None, help="Annual budget, EUR/year."),
+    click.option("--coverage-minutes", type=click.FloatRange(min=0), default=None,
+                 help="Coverage cutoff in minutes (default 20)."),
+    click.option("--apl-threshold", type=click.FloatRange(min=0), default=None,
+                 help="APL threshold of the apl model (default 2.5)."),
+    click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+                 help="Seconds for the whole solve (default 600)."),
+    click.option("--gap", type=click.FloatRange(min=0, max=1), default=None,
+                 help="Relative MIP gap (default 1e-4)."),
+    click.option("--threads", type=click.IntRange(min=1), default=None, help="HiGHS threads."),
+    click.option("--seed", type=int, default=None, help="HiGHS random seed (default 0)."),
+    click.option("--open", "force_open", multiple=True, metavar="SITE_ID", help="Force a site open (repeatable)."),
+    click.option("--close", "force_closed", multiple=True, metavar="SITE_ID", help="Force a site closed (repeatable)."),
+    click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                 help="TOML file with [parameters] and [options] overriding the instance's."),
+    click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override any parameter (repeatable)."),
+]
+
+
+def solve_options(f):
+    for opt in reversed(SOLVE_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_limit, gap, threads, seed,
+             force_open, force_closed, scenario, sets, verbose=False):
+    """Instance with overrides applied, and SolveOptions: scenario file < command line."""
+    from .instance import load_instance
+    from .solver import SolveOptions
+
+    sc = _scenario(scenario)
+    inst = load_instance(instance_dir)
+    inst = inst.with_parameters(sc.get("parameters", {}), file=str(scenario) if scenario else "scenario")
+    cli = {"budget": budget, "coverage_minutes": coverage_minutes, "apl_threshold": apl_threshold,
+           **_parse_sets(sets)}
+    inst = inst.with_parameters({k: v for k, v in cli.items() if v is not None}, file="command line")
+    o = sc.get("options", {})
+    options = SolveOptions(
+        model=model or sc.get("model", "staffing"),
+        time_limit=time_limit if time_limit is not None else o.get("time_limit", 600.0),
+        gap=gap if gap is not None else o.get("gap", 1e-4),
+        threads=threads if threads is not None else o.get("threads"),
+        seed=seed if seed is not None else o.get("seed", 0),
+        force_open=tuple(force_open) or tuple(o.get("open", ())),
+        force_closed=tuple(force_closed) or tuple(o.get("close", ())),
+        verbose=verbose,
+    )
+    return inst, options
+
+
+@main.command()
+@click.argument("instance", type=INSTANCE)
+@solve_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: out/<instance>-<model>).")
+@click.option("--force", is_flag=True, help="Replace optisite's files in an existing output folder.")
+@click.option("--quiet", is_flag=True, help="No progress messages.")
+@click.option("--verbose", is_flag=True, help="Show the HiGHS log.")
+def solve(instance, out, force, quiet, verbose, **kw):
+    """Solve INSTANCE and write solution.json, tables and report.html to --out."""
+    from .errors import CheckError, OutputExistsError
+    from .solve import solve as run_solve
+
+    inst, options = _prepare(instance, verbose=verbose, **kw)
+    out = out or Path("out") / f"{Path(instance).resolve().name}-{options.model}"
+    if out.exists() and not force:
+        raise OutputExistsError(f"output folder '{out}' already exists; give --force to replace "
+                                "optisite's files in it, or choose another --out")
+    say = _progress(quiet)
+    sol = run_solve(inst, options, progress=say)
+    try:
+        from .report import render_report
+    except ImportError:  # the report module is optional until it lands
+        render_report = None
+    if render_report is not None:
+        say("writing report.html")
+        sol.extra.setdefault("files", {})["report.html"] = render_report(inst, sol)
+    sol.write(out, force=force)
+    S = sol.summary
+    click.echo(f"status       {S['status']} (objective {S['objective']:,.1f}, bound "
+               f"{(S['bound'] if S['bound'] is not None else float('nan')):,.1f}, gap {(S['gap'] or 0):.2e})")
+    click.echo(f"population   {S['population_total']:,.0f}; without access before {S['population_uncovered_before']:,.0f}, "
+               f"after {S['population_uncovered']:,.0f}")
+    click.echo(f"cost         {S['cost_total']:,.0f} of {S['budget']:,.0f} EUR/year; opened "
+               f"{S['sites_opened_by_kind']['cabinet_secondaire']} cabinet(s) secondaire(s), "
+               f"{S['sites_opened_by_kind']['centre_de_sante']} centre(s) de santé")
+    for w in S["warnings"]:
+        click.echo(f"warning      {w}")
+    click.echo(f"written      {out}")
+    if not S.get("check", {}).get("ok", True):
+        raise CheckError(S["check"]["violations"])
+
+
+@main.command()
+@click.argument("solution_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("instance", type=INSTANCE)
+def check(solution_dir, instance):
+    """Re-derive a solution's coverage, capacities, travel limits and costs; fail on any violation."""
+    from .checker import check_folder
+    from .instance import load_instance
+
+    report = check_folder(solution_dir, load_instance(instance))
+    r = report.recomputed
+    click.echo(f"ok: cost {r['cost_total']:,.0f} EUR/year, population covered {r['population_covered']:,.0f}")
+
+
 def run():  # pragma: no cover - console entry for `python -m optisite`
     sys.exit(main())

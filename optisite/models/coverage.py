@@ -1,0 +1,124 @@
+r"""Budgeted maximal covering (Church and ReVelle 1974, with a budget instead of p).
+
+.. math::
+
+    \min \; U_0 + \sum_{i \in I} w_i P_i (1 - z_i)
+    \quad \text{s.t.} \quad
+    z_i \le \sum_{j \in N_i} y_j \;\; \forall i \in I, \qquad
+    \sum_{j \in J} c_j y_j \le B, \qquad
+    y_j \in \{0, 1\}, \; 0 \le z_i \le 1
+
+* :math:`I`: zones with weighted population > 0 not already covered by an existing
+  practice and within the cutoff of at least one candidate; :math:`U_0` is the
+  weighted population of the other uncovered zones (no candidate can help them).
+* :math:`N_i`: candidate sites within ``coverage_minutes`` of zone *i*.
+* :math:`P_i` = ``zones.population``, :math:`w_i` = ``zones.weight``,
+  :math:`c_j` = ``sites.fixed_cost``, :math:`B` = ``budget``.
+
+:math:`z_i` may be continuous: at an optimum it is 1 whenever some open site covers
+*i*. See ``models/coverage.md`` for the full document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from ..instance import Instance
+
+
+@dataclass(frozen=True)
+class CoverageData:
+    """The numbers of one coverage model, independent of Pyomo."""
+
+    sites: pd.Series  # fixed cost by site id (the model's J)
+    zones: pd.Series  # weighted population by zone id (the model's I)
+    pairs: pd.DataFrame  # zone_id, site_id within the cutoff, restricted to I x J
+    constant: float  # weighted population uncovered whatever is opened
+    covered_by_practice: pd.Index  # zones covered by an existing practice
+    budget: float
+    force_open: tuple[str, ...]
+    force_closed: tuple[str, ...]
+
+
+def prepare(instance: Instance, pairs: pd.DataFrame, force_open=(), force_closed=()) -> CoverageData:
+    """Reduce the instance to the model's sets (``pairs`` from ``reach.coverage_pairs``)."""
+    z = instance.zones
+    wp = z["weight"] * z["population"]
+    by_practice = pd.Index(pairs.loc[pairs["source_kind"] == "practice", "zone_id"].unique())
+    site_pairs = pairs.loc[pairs["source_kind"] != "practice", ["zone_id", "source_id"]]
+    site_pairs = site_pairs.rename(columns={"source_id": "site_id"})
+    needy = wp[(wp > 0) & ~wp.index.isin(by_practice)]
+    site_pairs = site_pairs[site_pairs["zone_id"].isin(needy.index)]
+    reachable = needy[needy.index.isin(site_pairs["zone_id"])]
+    constant = float(needy.drop(reachable.index).sum())
+    useful = pd.Index(site_pairs["site_id"].unique()).union(pd.Index(list(force_open)))
+    costs = instance.sites.loc[instance.sites.index.isin(useful), "fixed_cost"]
+    return CoverageData(
+        sites=costs.sort_index(), zones=reachable.sort_index(),
+        pairs=site_pairs.sort_values(["zone_id", "site_id"]).reset_index(drop=True),
+        constant=constant, covered_by_practice=by_practice,
+        budget=float(instance.parameters.budget),
+        force_open=tuple(force_open), force_closed=tuple(force_closed),
+    )
+
+
+def cost_scale(costs: np.ndarray) -> float:
+    """A power of ten bringing the largest cost coefficient into [1, 1000) EUR-units."""
+    top = float(np.max(costs)) if len(costs) else 0.0
+    return 10.0 ** max(0, int(np.floor(np.log10(top))) - 2) if top >= 1 else 1.0
+
+
+def build(data: CoverageData) -> pyo.ConcreteModel:
+    m = pyo.ConcreteModel(name="coverage")
+    m.cost_scale = cost_scale(data.sites.to_numpy())
+    add_sets(m, data)
+    add_variables(m, data)
+    add_constraints(m, data)
+    add_objectives(m, data)
+    return m
+
+
+def add_sets(m, data: CoverageData) -> None:
+    m.J = pyo.Set(initialize=list(data.sites.index), ordered=True)
+    m.I = pyo.Set(initialize=list(data.zones.index), ordered=True)
+    neighbours = data.pairs.groupby("zone_id", sort=True)["site_id"].apply(list)
+    m._neighbours = neighbours.to_dict()
+
+
+def add_variables(m, data: CoverageData) -> None:
+    m.y = pyo.Var(m.J, domain=pyo.Binary)
+    m.z = pyo.Var(m.I, bounds=(0.0, 1.0))
+    for j in data.force_open:
+        if j in m.J:
+            m.y[j].fix(1)
+    for j in data.force_closed:
+        if j in m.J:
+            m.y[j].fix(0)
+
+
+def add_constraints(m, data: CoverageData) -> None:
+    nb = m._neighbours
+    m.covering = pyo.Constraint(m.I, rule=lambda m, i: m.z[i] <= sum(m.y[j] for j in nb[i]))
+    c = data.sites.to_dict()
+    s = m.cost_scale
+    m.cost = pyo.Expression(expr=sum(c[j] * m.y[j] for j in m.J))
+    if len(m.J):
+        m.budget = pyo.Constraint(expr=sum((c[j] / s) * m.y[j] for j in m.J) <= data.budget / s)
+
+
+def add_objectives(m, data: CoverageData) -> None:
+    w = data.zones.to_dict()
+    m.uncovered = pyo.Expression(expr=data.constant + sum(w[i] * (1 - m.z[i]) for i in m.I))
+    m.obj_uncovered = pyo.Objective(expr=m.uncovered, sense=pyo.minimize)
+    m.obj_cost = pyo.Objective(expr=m.cost / m.cost_scale, sense=pyo.minimize)
+    m.obj_cost.deactivate()
+
+
+def decisions(m) -> dict:
+    """Opened site ids, read back from the solved model."""
+    opened = sorted(j for j in m.J if m.y[j].value is not None and m.y[j].value > 0.5)
+    return {"open_sites": opened}

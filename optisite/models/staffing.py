@@ -1,0 +1,274 @@
+r"""Part-time staffing of cabinets secondaires and salaried centres de santé.
+
+Decisions: integer physician-days per week :math:`d_{pc}` sent by practice *p* to
+cabinet secondaire *c* (within the GP travel limit), opening :math:`y_c`, integer
+salaried FTE :math:`f_h` and opening :math:`o_h` of centre de santé *h*, demand
+flows :math:`x_{zs}` from zone *z* to any source *s* within the coverage cutoff,
+unmet demand :math:`u_z`.
+
+.. math::
+
+    \min \sum_z \frac{w_z P_z}{D_z} u_z \quad\text{then}\quad \min \text{cost}
+
+    \sum_c d_{pc} \le G_p, \quad
+    m_c y_c \le \sum_p d_{pc} \le M_c y_c, \quad
+    n_h o_h \le f_h \le N_h o_h
+
+    \sum_z x_{zc} \le k_L W \sum_p d_{pc}, \quad
+    \sum_z x_{zh} \le k_S F W f_h, \quad
+    \sum_z x_{zp} \le k_L W (F \Phi_p - \sum_c d_{pc})
+
+    \sum_s x_{zs} + u_z = D_z, \qquad
+    \sum_c a_c y_c + \sum_h a_h o_h + W \sum_{pc} e_c d_{pc} + \sum_h g_h f_h \le B
+
+Symbols, columns and defaults are listed in ``models/staffing.md``. Flows are in
+inhabitant-equivalents (consultations / consultations_per_inhabitant) so that
+objective coefficients are about 1; cost rows are scaled by a power of ten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from ..errors import InfeasibleError, InputError
+from ..instance import Instance
+from .coverage import cost_scale
+
+
+@dataclass(frozen=True)
+class StaffingData:
+    """The numbers of one staffing model, independent of Pyomo."""
+
+    practices: pd.DataFrame  # physicians, give_cap (int days/week), capacity_unit (per available day)
+    cabinets: pd.DataFrame  # fixed_cost, cost_per_day, min_days, max_days (int)
+    centres: pd.DataFrame  # fixed_cost, cost_per_fte, min_fte, max_fte (int)
+    links: pd.DataFrame  # practice_id, site_id, minutes
+    flows: pd.DataFrame  # zone_id, source_id, source_kind, minutes
+    zones: pd.DataFrame  # demand (model units), penalty (objective coefficient per unit)
+    unit: float  # consultations per model flow unit
+    per_day: float  # model units of capacity per weekly liberal physician-day
+    per_fte: float  # model units of capacity per salaried FTE
+    days_per_fte: float
+    weeks: float
+    budget: float
+    force_open: tuple[str, ...]
+    force_closed: tuple[str, ...]
+
+
+def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
+            force_open=(), force_closed=()) -> StaffingData:
+    """Reduce the instance to the model's sets; refuse forced decisions that cannot hold."""
+    p = instance.parameters
+    unit = p.consultations_per_inhabitant
+    z = instance.zones
+    zones = pd.DataFrame({"demand": z["demand"] / unit, "population": z["population"], "weight": z["weight"]})
+    zones = zones[(zones["demand"] > 0) & (zones["population"] * zones["weight"] > 0)]
+    zones["penalty"] = zones["weight"] * zones["population"] / zones["demand"]
+
+    pr = instance.practices
+    give = np.minimum(np.floor(pr["secondary_days"] + 1e-9), np.floor(pr["physicians"] * p.days_per_fte + 1e-9))
+    practices = pd.DataFrame({"physicians": pr["physicians"], "give_cap": give.astype(int),
+                              "zone_id": pr["zone_id"]})
+
+    sites = instance.sites
+    cab = sites[sites["kind"] == "cabinet_secondaire"]
+    cds = sites[sites["kind"] == "centre_de_sante"]
+    cabinets = pd.DataFrame({
+        "fixed_cost": cab["fixed_cost"], "cost_per_day": cab["cost_per_day"],
+        "min_days": np.ceil(cab["min_days"] - 1e-9).astype(int),
+        "max_days": np.floor(cab["max_days"] + 1e-9).astype(int),
+    })
+    centres = pd.DataFrame({
+        "fixed_cost": cds["fixed_cost"], "cost_per_fte": cds["cost_per_fte"],
+        "min_fte": np.ceil(cds["min_fte"] - 1e-9).astype(int),
+        "max_fte": np.floor(cds["max_fte"] + 1e-9).astype(int),
+    })
+
+    forced_open, forced_closed = set(force_open), set(force_closed)
+    links = links[links["practice_id"].isin(practices.index[practices["give_cap"] >= 1])]
+    links = links[~links["site_id"].isin(forced_closed)]
+    flows = flows[flows["zone_id"].isin(zones.index) & ~flows["source_id"].isin(forced_closed)]
+    # A cabinet is usable if some practice can staff it at its minimum and some zone reaches it.
+    reach_days = links.merge(practices["give_cap"], left_on="practice_id", right_index=True)
+    reach_days = reach_days.groupby("site_id")["give_cap"].sum()
+    staffable = cabinets.index[(cabinets["max_days"] >= np.maximum(cabinets["min_days"], 1))
+                               & (reach_days.reindex(cabinets.index).fillna(0) >= np.maximum(cabinets["min_days"], 1))]
+    for sid in sorted(forced_open & set(cabinets.index)):
+        if sid not in staffable:
+            raise InfeasibleError(
+                f"forced-open cabinet secondaire '{sid}' cannot reach its minimum presence of "
+                f"{cabinets.at[sid, 'min_days']} day(s)/week: the practices within "
+                f"{p.max_travel_minutes:g} min can give {int(reach_days.get(sid, 0))} (constraint 'open_min')")
+    for sid in sorted(forced_open & set(centres.index)):
+        if centres.at[sid, "max_fte"] < max(centres.at[sid, "min_fte"], 1):
+            raise InfeasibleError(f"forced-open centre de santé '{sid}' has max_fte below min_fte "
+                                  "(constraint 'fte_min')")
+    reached = set(flows["source_id"])
+    cabinets = cabinets.loc[[c for c in staffable if c in reached or c in forced_open]]
+    centres = centres.loc[[h for h in centres.index if h not in forced_closed
+                           and centres.at[h, "max_fte"] >= max(centres.at[h, "min_fte"], 1)
+                           and (h in reached or h in forced_open)]]
+    links = links[links["site_id"].isin(cabinets.index)].reset_index(drop=True)
+    keep = (flows["source_kind"] == "practice") | flows["source_id"].isin(cabinets.index) | flows["source_id"].isin(centres.index)
+    flows = flows[keep].reset_index(drop=True)
+
+    per_day = p.consultations_per_day_liberal * p.working_weeks / unit
+    per_fte = p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks / unit
+    data = StaffingData(
+        practices=practices, cabinets=cabinets, centres=centres, links=links, flows=flows,
+        zones=zones, unit=unit, per_day=per_day, per_fte=per_fte, days_per_fte=p.days_per_fte,
+        weeks=p.working_weeks, budget=float(p.budget),
+        force_open=tuple(sorted(forced_open)), force_closed=tuple(sorted(forced_closed)),
+    )
+    _check_budget(data, instance)
+    return data
+
+
+def minimum_costs(data: StaffingData) -> pd.Series:
+    """Cheapest annual cost of opening each usable site (fixed + its minimum staffing)."""
+    cab = data.cabinets["fixed_cost"] + data.weeks * data.cabinets["cost_per_day"] * np.maximum(data.cabinets["min_days"], 1)
+    cds = data.centres["fixed_cost"] + data.centres["cost_per_fte"] * np.maximum(data.centres["min_fte"], 1)
+    return pd.concat([cab, cds]).sort_index()
+
+
+def _check_budget(data: StaffingData, instance: Instance) -> None:
+    mins = minimum_costs(data)
+    forced = [s for s in data.force_open if s in mins.index]
+    need = float(mins.loc[forced].sum()) if forced else 0.0
+    if need > data.budget * (1 + 1e-9) + 1e-6:
+        raise InfeasibleError(
+            f"the forced-open sites {', '.join(forced)} cost at least {need:,.0f} EUR/year, above the "
+            f"budget of {data.budget:,.0f} EUR/year (constraint 'budget'): raise --budget or open fewer sites")
+    if len(mins) and 0 < data.budget < float(mins.min()) - 1e-6:
+        raise InputError(
+            f"budget {data.budget:,.0f} EUR/year is below the cheapest option "
+            f"({mins.idxmin()}: {mins.min():,.0f} EUR/year), so nothing could be opened",
+            column="budget",
+            fix="raise the budget (is it in EUR/year, not thousands?) or give --budget 0 to evaluate "
+                "the existing supply alone")
+
+
+def build(data: StaffingData) -> pyo.ConcreteModel:
+    m = pyo.ConcreteModel(name="staffing")
+    m.cost_scale = cost_scale(np.concatenate([
+        data.cabinets["fixed_cost"].to_numpy(), data.centres["fixed_cost"].to_numpy(),
+        data.weeks * data.cabinets["cost_per_day"].to_numpy(), data.centres["cost_per_fte"].to_numpy()]))
+    add_sets(m, data)
+    add_variables(m, data)
+    add_constraints(m, data)
+    add_objectives(m, data)
+    return m
+
+
+def add_sets(m, data: StaffingData) -> None:
+    m.P = pyo.Set(initialize=list(data.practices.index), ordered=True)
+    m.C = pyo.Set(initialize=list(data.cabinets.index), ordered=True)
+    m.H = pyo.Set(initialize=list(data.centres.index), ordered=True)
+    m.Z = pyo.Set(initialize=list(data.zones.index), ordered=True)
+    m.A = pyo.Set(dimen=2, initialize=list(zip(data.links["practice_id"], data.links["site_id"])), ordered=True)
+    m.X = pyo.Set(dimen=2, initialize=list(zip(data.flows["zone_id"], data.flows["source_id"])), ordered=True)
+    # Sparse adjacency, built once with pandas (no double loops).
+    m._days_from = data.links.groupby("practice_id")["site_id"].apply(list).to_dict()
+    m._days_to = data.links.groupby("site_id")["practice_id"].apply(list).to_dict()
+    m._flows_to = data.flows.groupby("source_id")["zone_id"].apply(list).to_dict()
+    m._flows_from = data.flows.groupby("zone_id")["source_id"].apply(list).to_dict()
+
+
+def add_variables(m, data: StaffingData) -> None:
+    give = data.practices["give_cap"].to_dict()
+    maxd = data.cabinets["max_days"].to_dict()
+    maxf = data.centres["max_fte"].to_dict()
+    dem = data.zones["demand"].to_dict()
+    m.d = pyo.Var(m.A, domain=pyo.NonNegativeIntegers, bounds=lambda m, p, c: (0, min(give[p], maxd[c])))
+    m.y = pyo.Var(m.C, domain=pyo.Binary)
+    m.f = pyo.Var(m.H, domain=pyo.NonNegativeIntegers, bounds=lambda m, h: (0, maxf[h]))
+    m.o = pyo.Var(m.H, domain=pyo.Binary)
+    m.x = pyo.Var(m.X, domain=pyo.NonNegativeReals)
+    m.u = pyo.Var(m.Z, bounds=lambda m, z: (0, dem[z]))
+    for s in data.force_open:
+        if s in m.C:
+            m.y[s].fix(1)
+        elif s in m.H:
+            m.o[s].fix(1)
+
+
+def add_constraints(m, data: StaffingData) -> None:
+    give = data.practices["give_cap"].to_dict()
+    phys = data.practices["physicians"].to_dict()
+    mind, maxd = data.cabinets["min_days"].to_dict(), data.cabinets["max_days"].to_dict()
+    minf, maxf = data.centres["min_fte"].to_dict(), data.centres["max_fte"].to_dict()
+    dem = data.zones["demand"].to_dict()
+    kd, kf, F = data.per_day, data.per_fte, data.days_per_fte
+    out_, in_ = m._days_from, m._days_to
+    to_, from_ = m._flows_to, m._flows_from
+
+    def days_out(m, p):
+        return sum(m.d[p, c] for c in out_.get(p, ()))
+
+    def days_in(m, c):
+        return sum(m.d[p, c] for p in in_.get(c, ()))
+
+    def served(m, s):
+        return sum(m.x[z, s] for z in to_.get(s, ()))
+
+    m.give = pyo.Constraint([p for p in m.P if p in out_], rule=lambda m, p: days_out(m, p) <= give[p])
+    m.open_min = pyo.Constraint(m.C, rule=lambda m, c: days_in(m, c) >= max(mind[c], 1) * m.y[c])
+    m.open_max = pyo.Constraint(m.C, rule=lambda m, c: days_in(m, c) <= maxd[c] * m.y[c])
+    m.fte_min = pyo.Constraint(m.H, rule=lambda m, h: m.f[h] >= max(minf[h], 1) * m.o[h])
+    m.fte_max = pyo.Constraint(m.H, rule=lambda m, h: m.f[h] <= maxf[h] * m.o[h])
+    m.cap_cabinet = pyo.Constraint(m.C, rule=lambda m, c: served(m, c) <= kd * days_in(m, c))
+    m.cap_centre = pyo.Constraint(m.H, rule=lambda m, h: served(m, h) <= kf * m.f[h])
+    m.cap_practice = pyo.Constraint(
+        [p for p in m.P if p in to_],
+        rule=lambda m, p: served(m, p) + kd * days_out(m, p) <= kd * F * phys[p])
+    m.demand = pyo.Constraint(
+        m.Z, rule=lambda m, z: sum(m.x[z, s] for s in from_.get(z, ())) + m.u[z] == dem[z])
+
+    cab, cds = data.cabinets, data.centres
+    W = data.weeks
+    fixed_c, per_day_c = cab["fixed_cost"].to_dict(), cab["cost_per_day"].to_dict()
+    fixed_h, per_fte_h = cds["fixed_cost"].to_dict(), cds["cost_per_fte"].to_dict()
+    m.cost_fixed_cabinet = pyo.Expression(expr=sum(fixed_c[c] * m.y[c] for c in m.C))
+    m.cost_fixed_centre = pyo.Expression(expr=sum(fixed_h[h] * m.o[h] for h in m.H))
+    m.cost_days = pyo.Expression(expr=sum(W * per_day_c[c] * m.d[p, c] for p, c in m.A))
+    m.cost_fte = pyo.Expression(expr=sum(per_fte_h[h] * m.f[h] for h in m.H))
+    m.cost = pyo.Expression(expr=m.cost_fixed_cabinet + m.cost_fixed_centre + m.cost_days + m.cost_fte)
+    s = m.cost_scale
+    if len(m.C) + len(m.H) == 0:
+        return  # nothing can be opened: no budget row
+    m.budget = pyo.Constraint(expr=(
+        sum((fixed_c[c] / s) * m.y[c] for c in m.C) + sum((fixed_h[h] / s) * m.o[h] for h in m.H)
+        + sum((W * per_day_c[c] / s) * m.d[p, c] for p, c in m.A)
+        + sum((per_fte_h[h] / s) * m.f[h] for h in m.H)) <= data.budget / s)
+
+
+def add_objectives(m, data: StaffingData) -> None:
+    pen = data.zones["penalty"].to_dict()
+    m.uncovered = pyo.Expression(expr=sum(pen[z] * m.u[z] for z in m.Z))
+    m.obj_uncovered = pyo.Objective(expr=m.uncovered, sense=pyo.minimize)
+    m.obj_cost = pyo.Objective(expr=m.cost / m.cost_scale, sense=pyo.minimize)
+    m.obj_cost.deactivate()
+
+
+def decisions(m, data: StaffingData) -> dict:
+    """Days, FTE, openings and flows read back from the solved model as plain tables."""
+    def val(v):
+        return 0.0 if v.value is None else float(v.value)
+
+    days = pd.DataFrame(
+        [(p, c, int(round(val(m.d[p, c])))) for p, c in m.A], columns=["practice_id", "site_id", "days_per_week"])
+    days = days[days["days_per_week"] > 0].reset_index(drop=True)
+    fte = pd.Series({h: int(round(val(m.f[h]))) for h in m.H}, dtype=float)
+    fte = fte[fte > 0]
+    opened_cab = [c for c in m.C if val(m.y[c]) > 0.5]
+    flows = pd.DataFrame(
+        [(z, s, val(m.x[z, s]) * data.unit) for z, s in m.X], columns=["zone_id", "source_id", "consultations"])
+    flows = flows[flows["consultations"] > 1e-9].reset_index(drop=True)
+    return {
+        "open_sites": sorted(opened_cab + list(fte.index)),
+        "days": days, "fte": fte, "flows": flows,
+    }

@@ -1,0 +1,338 @@
+"""The solution: plain tables and a summary, derived from decisions and the instance.
+
+``derive`` turns a model's decisions (opened sites, days, FTE, demand flows) into
+the tables of ``models/outputs.md``; ``Solution.write`` puts them in a folder
+atomically; ``read_solution`` reads such a folder back (for the checker, reports
+and comparisons). Nothing here touches Pyomo.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, OutputExistsError
+from .instance import Instance
+
+SOLUTION_FILES = ("solution.json", "sites.csv", "sites.gpkg", "schedule.csv", "practices.csv",
+                  "assignment.csv", "zones.csv", "zones.gpkg", "report.html", "map.html")
+
+SITE_COLUMNS = ["site_id", "kind", "zone_id", "name", "lon", "lat", "days_per_week", "fte",
+                "capacity", "cost_fixed", "cost_staff", "cost_total"]
+SCHEDULE_COLUMNS = ["practice_id", "practice_zone_id", "site_id", "site_zone_id", "days_per_week", "minutes"]
+PRACTICE_COLUMNS = ["practice_id", "zone_id", "physicians", "days_given", "capacity_before", "capacity_after"]
+ASSIGNMENT_COLUMNS = ["zone_id", "source_id", "source_kind", "consultations", "minutes"]
+ZONE_COLUMNS = ["zone_id", "name", "population", "demand", "weight", "covered_before", "covered_after",
+                "uncovered_before", "uncovered_after", "main_source_after", "minutes_after"]
+
+
+@dataclass
+class Solution:
+    """A solved (or stopped) plan: summary dict plus the output tables."""
+
+    summary: dict[str, Any]
+    sites: pd.DataFrame
+    schedule: pd.DataFrame
+    practices: pd.DataFrame
+    assignment: pd.DataFrame
+    zones: pd.DataFrame
+    zone_geometry: Any = None  # GeoSeries indexed by zone_id, or None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # Convenience accessors used by notebooks, tests and benchmarks.
+    @property
+    def status(self) -> str:
+        return self.summary["status"]
+
+    @property
+    def objective(self) -> float | None:
+        return self.summary["objective"]
+
+    @property
+    def bound(self) -> float | None:
+        return self.summary["bound"]
+
+    @property
+    def open_sites(self) -> list[str]:
+        return list(self.summary["open_sites"])
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.summary["timings"]
+
+    def write(self, out: str | Path, *, force: bool = False) -> Path:
+        """Write the folder atomically; an existing folder needs ``force``."""
+        return write_folder(self, Path(out), force=force)
+
+
+# ---------------------------------------------------------------------------------
+# Deriving tables from decisions
+# ---------------------------------------------------------------------------------
+
+def capacities(instance: Instance) -> dict[str, float]:
+    """Consultations per year of one weekly liberal day, one salaried FTE, one practice FTE."""
+    p = instance.parameters
+    per_day = p.consultations_per_day_liberal * p.working_weeks
+    return {
+        "per_liberal_weekly_day": per_day,
+        "per_salaried_fte": p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks,
+        "per_practice_fte": per_day * p.days_per_fte,
+    }
+
+
+def derive(instance: Instance, model: str, decisions: dict, *, pairs: pd.DataFrame,
+           before_flows: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """Tables of the outputs contract from a model's decisions.
+
+    ``pairs`` are the coverage pairs (zone, source within the cutoff); ``before_flows``
+    the demand flows of the existing supply alone (staffing and apl models).
+    """
+    caps = capacities(instance)
+    W = instance.parameters.working_weeks
+    sites = instance.sites
+    opened = list(decisions["open_sites"])
+    days = decisions.get("days")
+    if days is None:
+        days = pd.DataFrame(columns=["practice_id", "site_id", "days_per_week"])
+    fte = decisions.get("fte", pd.Series(dtype=float))
+
+    # -- sites ---------------------------------------------------------------------
+    s = sites.loc[opened].copy()
+    s["days_per_week"] = days.groupby("site_id")["days_per_week"].sum().reindex(s.index).fillna(0).astype(float)
+    s["fte"] = fte.reindex(s.index).fillna(0).astype(float)
+    if model == "coverage":
+        s["capacity"] = np.nan
+        s["cost_staff"] = 0.0
+    else:
+        s["capacity"] = s["days_per_week"] * caps["per_liberal_weekly_day"] + s["fte"] * caps["per_salaried_fte"]
+        s["cost_staff"] = s["days_per_week"] * W * s["cost_per_day"] + s["fte"] * s["cost_per_fte"]
+    s["cost_fixed"] = s["fixed_cost"]
+    s["cost_total"] = s["cost_fixed"] + s["cost_staff"]
+    s = s.reset_index().rename(columns={"index": "site_id"})
+    s = s[SITE_COLUMNS].sort_values("site_id").reset_index(drop=True)
+
+    # -- schedule ------------------------------------------------------------------
+    pr = instance.practices
+    sched = days.copy()
+    sched["practice_zone_id"] = pr["zone_id"].reindex(sched["practice_id"]).to_numpy()
+    sched["site_zone_id"] = sites["zone_id"].reindex(sched["site_id"]).to_numpy()
+    sched["minutes"] = instance.travel.minutes(sched["practice_zone_id"], sched["site_zone_id"]) if len(sched) else []
+    sched = sched[SCHEDULE_COLUMNS].sort_values(["practice_id", "site_id"]).reset_index(drop=True)
+
+    # -- practices -----------------------------------------------------------------
+    given = days.groupby("practice_id")["days_per_week"].sum()
+    prac = pd.DataFrame({
+        "practice_id": pr.index.to_numpy(), "zone_id": pr["zone_id"].to_numpy(),
+        "physicians": pr["physicians"].to_numpy(),
+        "days_given": given.reindex(pr.index).fillna(0).to_numpy(float),
+    })
+    prac["capacity_before"] = prac["physicians"] * caps["per_practice_fte"]
+    prac["capacity_after"] = prac["capacity_before"] - prac["days_given"] * caps["per_liberal_weekly_day"]
+    if model == "coverage":
+        prac["capacity_before"] = np.nan
+        prac["capacity_after"] = np.nan
+    prac = prac[PRACTICE_COLUMNS].sort_values("practice_id").reset_index(drop=True)
+
+    # -- zones and assignment ------------------------------------------------------
+    z = instance.zones
+    zones = pd.DataFrame({"zone_id": z.index.to_numpy(), "name": z["name"].to_numpy(),
+                          "population": z["population"].to_numpy(), "demand": z["demand"].to_numpy(),
+                          "weight": z["weight"].to_numpy()})
+    available_after = pairs[(pairs["source_kind"] == "practice") | pairs["source_id"].isin(opened)]
+    if model == "coverage":
+        before = pairs.loc[pairs["source_kind"] == "practice", "zone_id"].unique()
+        zones["covered_before"] = zones["zone_id"].isin(before).astype(float)
+        zones["covered_after"] = zones["zone_id"].isin(available_after["zone_id"].unique()).astype(float)
+        nearest = available_after.sort_values(["zone_id", "minutes", "source_id"]).drop_duplicates("zone_id")
+        main = nearest.set_index("zone_id")
+        assignment = pd.DataFrame(columns=ASSIGNMENT_COLUMNS)
+    else:
+        flows = decisions["flows"]
+        kinds = pairs.drop_duplicates("source_id").set_index("source_id")["source_kind"]
+        assignment = flows.merge(pairs[["zone_id", "source_id", "minutes"]], on=["zone_id", "source_id"], how="left")
+        assignment["source_kind"] = kinds.reindex(assignment["source_id"]).to_numpy()
+        assignment = assignment[ASSIGNMENT_COLUMNS].sort_values(["zone_id", "source_id"]).reset_index(drop=True)
+        zones["covered_before"] = _served_share(zones, before_flows)
+        zones["covered_after"] = _served_share(zones, assignment)
+        main = (assignment.sort_values(["zone_id", "consultations", "source_id"], ascending=[True, False, True])
+                .drop_duplicates("zone_id").set_index("zone_id"))
+    zones["uncovered_before"] = zones["population"] * (1 - zones["covered_before"])
+    zones["uncovered_after"] = zones["population"] * (1 - zones["covered_after"])
+    zones["main_source_after"] = main["source_id"].reindex(zones["zone_id"]).to_numpy()
+    zones["minutes_after"] = main["minutes"].reindex(zones["zone_id"]).to_numpy()
+    zones = zones[ZONE_COLUMNS].sort_values("zone_id").reset_index(drop=True)
+    return {"sites": s, "schedule": sched, "practices": prac, "assignment": assignment, "zones": zones}
+
+
+def _served_share(zones: pd.DataFrame, flows: pd.DataFrame | None) -> np.ndarray:
+    """Served share of each zone's demand (1 for zones without demand)."""
+    if flows is None or len(flows) == 0:
+        served = pd.Series(0.0, index=zones["zone_id"])
+    else:
+        served = flows.groupby("zone_id")["consultations"].sum().reindex(zones["zone_id"]).fillna(0.0)
+    demand = zones["demand"].to_numpy(float)
+    share = np.where(demand > 0, served.to_numpy() / np.where(demand > 0, demand, 1.0), 1.0)
+    # Flows are continuous: a share of 1 - 1e-12 is full coverage, not a rounding artefact to report.
+    share = np.clip(share, 0.0, 1.0)
+    return np.where(np.abs(share - 1.0) < 1e-9, 1.0, np.where(share < 1e-12, 0.0, share))
+
+
+def headline(instance: Instance, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Population and cost figures of the summary, computed from the tables."""
+    p = instance.parameters
+    z, s = tables["zones"], tables["sites"]
+    pop = float(z["population"].sum())
+    covered = float((z["population"] * z["covered_after"]).sum())
+    covered_before = float((z["population"] * z["covered_before"]).sum())
+    cab, cds = s[s["kind"] == "cabinet_secondaire"], s[s["kind"] == "centre_de_sante"]
+    items = {
+        "fixed_cabinet": float(cab["cost_fixed"].sum()),
+        "fixed_centre": float(cds["cost_fixed"].sum()),
+        "physician_days": float(cab["cost_staff"].sum()),
+        "salaried_fte": float(cds["cost_staff"].sum()),
+    }
+    funders: dict[str, float] = {}
+    for item, funder in (("fixed_cabinet", p.funder_cabinet_fixed), ("physician_days", p.funder_cabinet_days),
+                         ("fixed_centre", p.funder_centre_fixed), ("salaried_fte", p.funder_centre_fte)):
+        funders[funder] = funders.get(funder, 0.0) + items[item]
+    return {
+        "population_total": pop,
+        "population_covered": covered,
+        "population_uncovered": pop - covered,
+        "population_covered_before": covered_before,
+        "population_uncovered_before": pop - covered_before,
+        "cost_total": float(s["cost_total"].sum()),
+        "cost_by_item": items,
+        "cost_by_funder": dict(sorted(funders.items())),
+        "budget": float(p.budget),
+        "open_sites": sorted(s["site_id"].tolist()),
+        "sites_opened_by_kind": {"cabinet_secondaire": int(len(cab)), "centre_de_sante": int(len(cds))},
+        "physician_days_per_week": float(cab["days_per_week"].sum()),
+        "salaried_fte": float(cds["fte"].sum()),
+    }
+
+
+# ---------------------------------------------------------------------------------
+# Folder I/O
+# ---------------------------------------------------------------------------------
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if not math.isfinite(float(o)) else float(o)
+    if isinstance(o, (np.bool_,)):
+        return bool(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _clean(obj):
+    """NaN/inf to None, recursively, so that solution.json is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
+
+
+def write_folder(solution: Solution, out: Path, *, force: bool = False) -> Path:
+    """Assemble the folder next to ``out`` and rename it into place (never half-written)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--out '{out}' is a file; give a folder path")
+    if out.exists() and not force:
+        raise OutputExistsError(f"output folder '{out}' already exists; give --force to replace "
+                                "optisite's files in it, or choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _write_csv(solution.sites, tmp / "sites.csv")
+        _write_csv(solution.schedule, tmp / "schedule.csv")
+        _write_csv(solution.practices, tmp / "practices.csv")
+        _write_csv(solution.assignment, tmp / "assignment.csv")
+        _write_csv(solution.zones, tmp / "zones.csv")
+        _write_geo(solution, tmp)
+        for name, text in solution.extra.get("files", {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        summary = json.dumps(_clean(solution.summary), indent=2, sort_keys=True, default=_json_default,
+                             ensure_ascii=False)
+        (tmp / "solution.json").write_text(summary + "\n", encoding="utf-8")
+        if out.exists():
+            # Keep the user's own files: only optisite's files are replaced.
+            for child in out.iterdir():
+                if child.name not in SOLUTION_FILES and not (tmp / child.name).exists():
+                    os.replace(child, tmp / child.name)
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "previous")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _write_geo(solution: Solution, folder: Path) -> None:
+    import geopandas as gpd
+
+    s = solution.sites
+    pts = gpd.GeoDataFrame(s.copy(), geometry=gpd.points_from_xy(s["lon"], s["lat"]), crs="EPSG:4326")
+    pts.to_file(folder / "sites.gpkg", layer="sites", driver="GPKG")
+    if solution.zone_geometry is not None:
+        z = solution.zones
+        geom = solution.zone_geometry.reindex(z["zone_id"]).to_numpy()
+        gpd.GeoDataFrame(z.copy(), geometry=geom, crs="EPSG:4326").to_file(
+            folder / "zones.gpkg", layer="zones", driver="GPKG")
+
+
+def read_solution(folder: str | Path) -> Solution:
+    """Read a solution folder written by ``write_folder`` (ids stay text)."""
+    folder = Path(folder)
+    path = folder / "solution.json"
+    if not path.is_file():
+        raise InputError("no solution.json in the folder", file=str(folder),
+                         fix="give a folder written by 'optisite solve'")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"solution.json is not valid JSON ({exc})", file=str(path)) from None
+    ids = {c: str for c in ("site_id", "zone_id", "practice_id", "practice_zone_id", "site_zone_id",
+                            "source_id", "main_source_after", "name", "kind", "source_kind")}
+
+    def table(name, columns):
+        f = folder / name
+        if not f.is_file():
+            raise InputError(f"missing table {name}", file=str(folder), fix="re-run 'optisite solve'")
+        df = pd.read_csv(f, dtype=ids, keep_default_na=False, na_values=[""])
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise InputError("required column is missing", file=str(f), column=missing[0])
+        return df
+
+    return Solution(
+        summary=summary,
+        sites=table("sites.csv", SITE_COLUMNS),
+        schedule=table("schedule.csv", SCHEDULE_COLUMNS),
+        practices=table("practices.csv", PRACTICE_COLUMNS),
+        assignment=table("assignment.csv", ASSIGNMENT_COLUMNS),
+        zones=table("zones.csv", ZONE_COLUMNS),
+    )

@@ -1,0 +1,182 @@
+"""Solve one instance with one model: pairs -> model -> HiGHS -> tables -> checker.
+
+``solve(instance, SolveOptions(...))`` is what the CLI, the frontier, the
+benchmarks and a notebook call; it returns a :class:`~optisite.solution.Solution`
+whose tables the independent checker has already verified.
+"""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import sys
+import time
+from importlib import metadata
+from typing import Callable
+
+import pandas as pd
+
+from . import __version__
+from .errors import InfeasibleError, InputError
+from .instance import Instance
+from .models import coverage, staffing
+from .reach import coverage_pairs, staffing_pairs
+from .solution import Solution, derive, headline
+from .solver import MODELS, SolveOptions, StageResult, solve_lexicographic
+
+Progress = Callable[[str], None]
+
+
+def versions() -> dict[str, str]:
+    out = {"optisite": __version__, "python": platform.python_version()}
+    for pkg in ("pyomo", "highspy", "pandas", "numpy", "geopandas"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def _check_forced(instance: Instance, options: SolveOptions) -> None:
+    both = set(options.force_open) & set(options.force_closed)
+    if both:
+        raise InputError(f"site '{sorted(both)[0]}' is both forced open and forced closed",
+                         column="--open/--close", fix="name each site once")
+    for flag, ids in (("--open", options.force_open), ("--close", options.force_closed)):
+        for sid in ids:
+            if sid not in instance.sites.index:
+                raise InputError(f"unknown site id '{sid}' in {flag}", column=flag,
+                                 fix="use a site_id of the instance's sites table")
+
+
+def _coverage_budget_checks(data: coverage.CoverageData) -> None:
+    forced = [s for s in data.force_open if s in data.sites.index]
+    need = float(data.sites.loc[forced].sum()) if forced else 0.0
+    if need > data.budget * (1 + 1e-9) + 1e-6:
+        raise InfeasibleError(
+            f"the forced-open sites {', '.join(forced)} cost {need:,.0f}, above the budget of "
+            f"{data.budget:,.0f} (constraint 'budget'): raise --budget or open fewer sites")
+    positive = data.sites[data.sites > 0]
+    if len(positive) and 0 < data.budget < float(positive.min()) - 1e-9 and len(positive) == len(data.sites):
+        raise InputError(
+            f"budget {data.budget:,.0f} is below the cheapest site ({positive.idxmin()}: "
+            f"{positive.min():,.0f}), so nothing could be opened", column="budget",
+            fix="raise the budget (is it in EUR/year, not thousands?) or give --budget 0 to evaluate "
+                "the existing supply alone")
+
+
+def baseline_flows(instance: Instance, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Demand served by the existing practices alone (an LP: the 'before' state)."""
+    closed = tuple(instance.sites.index)
+    base = instance.with_parameters({"budget": 0})
+    data = staffing.prepare(base, pairs, staffing_pairs(base).iloc[0:0], force_closed=closed)
+    m = staffing.build(data)
+    solve_lexicographic(m, SolveOptions(time_limit=None, lexicographic=False))
+    return staffing.decisions(m, data)["flows"]
+
+
+def solve(instance: Instance, options: SolveOptions | None = None, *, check: bool = True,
+          command: str | None = None, progress: Progress | None = None) -> Solution:
+    """Solve ``instance`` with ``options.model``; the result is checked unless ``check=False``."""
+    options = options or SolveOptions()
+    say = progress or (lambda _msg: None)
+    if options.model not in MODELS:
+        raise InputError(f"unknown model '{options.model}'", column="--model", fix="use " + ", ".join(MODELS))
+    _check_forced(instance, options)
+    t0 = time.perf_counter()
+    say("finding reachable pairs")
+    pairs = coverage_pairs(instance)
+    before_flows = None
+    if options.model == "coverage":
+        data = coverage.prepare(instance, pairs, options.force_open, options.force_closed)
+        _coverage_budget_checks(data)
+        say(f"building coverage model ({len(data.sites)} candidate sites, {len(data.zones)} zones to cover)")
+        m = coverage.build(data)
+        read = lambda: coverage.decisions(m)  # noqa: E731
+    elif options.model == "staffing":
+        links = staffing_pairs(instance)
+        data = staffing.prepare(instance, pairs, links, options.force_open, options.force_closed)
+        say(f"building staffing model ({len(data.cabinets)} cabinets, {len(data.centres)} centres, "
+            f"{len(data.links)} practice-cabinet links, {len(data.flows)} demand pairs)")
+        m = staffing.build(data)
+        read = lambda: staffing.decisions(m, data)  # noqa: E731
+    else:
+        from .models import apl as apl_model
+
+        links = staffing_pairs(instance)
+        data = apl_model.prepare(instance, pairs, links, options.force_open, options.force_closed)
+        say("building apl model")
+        m = apl_model.build(data)
+        read = lambda: apl_model.decisions(m, data)  # noqa: E731
+    t_build = time.perf_counter() - t0
+
+    say("solving with HiGHS")
+    stages = solve_lexicographic(m, options)
+    first = stages[0]
+    if first.status == "infeasible":
+        raise InfeasibleError(
+            "HiGHS proved the settings infeasible: check forced-open sites (--open) against the budget, "
+            "their minimum presence (cabinet_min_days, centre_min_fte) and the practices able to staff them")
+    if first.status == "error":
+        raise InfeasibleError("HiGHS stopped with an error before finding a plan; re-run with --verbose")
+    t_solve = time.perf_counter() - t0 - t_build
+
+    warnings: list[str] = []
+    if first.has_solution:
+        dec = read()
+    else:
+        dec = {"open_sites": [], "days": None, "fte": pd.Series(dtype=float),
+               "flows": pd.DataFrame(columns=["zone_id", "source_id", "consultations"])}
+        warnings.append("no feasible plan was found before the time limit: the tables show no opened site")
+    if options.model != "coverage":
+        say("computing the existing supply's coverage (before)")
+        before_flows = baseline_flows(instance, pairs)
+        if not first.has_solution:
+            dec["flows"] = before_flows
+    tables = derive(instance, options.model, dec, pairs=pairs, before_flows=before_flows)
+    if instance.supply_source == "illustrative":
+        warnings.append("the existing GP supply of this instance is ILLUSTRATIVE: generated by a documented "
+                        "rule, not observed; results show the method, not the real territory")
+    if instance.parameters.budget == 0:
+        warnings.append("budget 0: the plan evaluates the existing supply only")
+
+    status = first.status
+    summary = {
+        "model": options.model,
+        "status": status,
+        "objective": first.objective,
+        "bound": first.bound,
+        "gap": first.gap,
+        **headline(instance, tables),
+        "objective_unit": "weighted inhabitants without access" if options.model != "apl"
+        else "inhabitants under the APL threshold",
+        "parameters": instance.parameters.to_dict(),
+        "options": options.to_dict(),
+        "instance": {
+            "name": instance.name, "fingerprint": instance.fingerprint,
+            "folder": None if instance.folder is None else str(instance.folder),
+            "supply_source": instance.supply_source, "provenance": dict(instance.provenance),
+            "travel": instance.travel.describe(),
+        },
+        "solver": {"name": "HiGHS via Pyomo APPSI", "stages": [s.to_dict() for s in stages]},
+        "timings": {"build": t_build, "solve": t_solve},
+        "versions": versions(),
+        "warnings": warnings,
+        "command": command or shlex.join(["optisite", *sys.argv[1:]]),
+    }
+    if options.model == "apl":
+        summary.update(dec.get("summary", {}))
+    sol = Solution(summary=summary, zone_geometry=instance.geometry, **tables)
+    if check:
+        from .checker import check_solution
+
+        say("checking the plan independently")
+        t1 = time.perf_counter()
+        report = check_solution(instance, sol)
+        summary["check"] = report.to_dict()
+        summary["timings"]["check"] = time.perf_counter() - t1
+    summary["timings"]["total"] = time.perf_counter() - t0
+    return sol
+
+
+__all__ = ["solve", "SolveOptions", "StageResult", "baseline_flows", "versions"]
