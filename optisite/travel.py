@@ -59,6 +59,10 @@ class TravelTimes:
             self.kind = "computed"
             self._lon = np.asarray(lon, dtype=float)
             self._lat = np.asarray(lat, dtype=float)
+            if self._lon.shape != (len(self.zone_ids),) or self._lat.shape != (len(self.zone_ids),):
+                raise ValueError("lon and lat must give one value per zone id")
+            if not (np.isfinite(self._lon).all() and np.isfinite(self._lat).all()):
+                raise ValueError("every zone needs finite lon and lat to compute travel times")
             self._xyz = _unit_vectors(self._lon, self._lat)
             self._pos = pd.Series(np.arange(len(self.zone_ids)), index=self.zone_ids)
 
@@ -97,6 +101,8 @@ class TravelTimes:
         if len(o) == 0 or len(d) == 0:
             return pd.DataFrame({"from_id": pd.Series(dtype=object), "to_id": pd.Series(dtype=object),
                                  "minutes": pd.Series(dtype=float)})
+        self._check_known(o)
+        self._check_known(d)
         if self.kind == "table":
             t = self._table
             t = t[t["from_id"].isin(o) & t["to_id"].isin(d) & (t["minutes"] <= cutoff)]
@@ -116,6 +122,8 @@ class TravelTimes:
         t = pd.Index(to_ids, dtype=object)
         if len(f) != len(t):
             raise ValueError("from_ids and to_ids must have the same length")
+        self._check_known(f)
+        self._check_known(t)
         same = np.asarray(f == t)
         if self.kind == "table":
             key = pd.MultiIndex.from_arrays([f, t])
@@ -129,6 +137,11 @@ class TravelTimes:
         return np.where(same, 0.0, out)
 
     # -- internals ------------------------------------------------------------------------
+    def _check_known(self, ids: pd.Index) -> None:
+        unknown = ids.difference(self.zone_ids)
+        if len(unknown):
+            raise KeyError(f"not zone ids of this instance: {', '.join(map(str, unknown[:5]))}")
+
     def _computed_pairs(self, o: pd.Index, d: pd.Index, cutoff: float) -> pd.DataFrame:
         io_ = self._pos.reindex(o).to_numpy()
         id_ = self._pos.reindex(d).to_numpy()
