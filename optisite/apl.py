@@ -423,6 +423,10 @@ def read_solution_supply(folder, instance: Instance) -> tuple[pd.Series, pd.Seri
                 raise InputError("required column is missing", file=name, column=col,
                                  fix="give a folder written by optisite solve")
         values = pd.to_numeric(frame[cap_col].str.strip(), errors="coerce")
+        if len(frame) and (frame[cap_col].str.strip() == "").all():
+            raise InputError(f"the plan gives no {cap_col} (a coverage-model plan does not staff "
+                             "its sites)", file=name, column=cap_col,
+                             fix="run optisite apl --solution on a staffing or apl solution")
         if values.isna().any():
             pos = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise InputError(f"'{frame[cap_col].iloc[pos]}' is not a number", file=name,
