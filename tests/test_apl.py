@@ -330,3 +330,26 @@ def test_cli_before_and_after(tmp_path):
     pd.DataFrame({"site_id": ["ZZ"], "capacity": [1.0]}).to_csv(sol / "sites.csv", index=False)
     bad = CliRunner().invoke(main, ["apl", str(INSTANCES / "tiny"), "--solution", str(sol)])
     assert bad.exit_code == 2 and "unknown site 'ZZ'" in bad.output
+
+
+def test_cli_after_a_real_staffing_solution(tmp_path):
+    """`optisite apl --solution` on a folder written by `optisite solve --model staffing`."""
+    sol = tmp_path / "staffing"
+    r = CliRunner().invoke(main, ["solve", str(INSTANCES / "tiny"), "--model", "staffing",
+                                  "--out", str(sol)])
+    assert r.exit_code == 0, r.output
+    inst = load_instance(INSTANCES / "tiny")
+    sites = pd.read_csv(sol / "sites.csv", dtype={"site_id": str, "zone_id": str})
+    schedule = pd.read_csv(sol / "schedule.csv", dtype={"practice_id": str, "site_id": str})
+    # Supplies re-derived from the staffing decisions, not from the capacity columns.
+    days = schedule.groupby("site_id")["days_per_week"].sum()
+    fte = sites.set_index("site_id")["fte"]
+    given = schedule.groupby("practice_id")["days_per_week"].sum()
+    expected = apl.apl_after(inst, apl.site_capacity(inst, days_per_week=days, fte=fte)[sites["site_id"]],
+                             apl.practice_capacity(inst, days_given=given))
+    out = tmp_path / "apl.csv"
+    r = CliRunner().invoke(main, ["apl", str(INSTANCES / "tiny"), "--solution", str(sol), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out, dtype={"zone_id": str}).set_index("zone_id")
+    np.testing.assert_allclose(table["apl_after"].to_numpy(), expected.reindex(table.index).to_numpy(),
+                               rtol=1e-9)
