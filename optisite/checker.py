@@ -259,6 +259,27 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
             S.get("options", {}).get("gap", 1e-4), 1e-9) * 1.0001:
         v.append(f"status optimal with gap {S['gap']} above the requested gap")
 
+    # -- APL after the plan (2SFCA recomputed from the tables' capacities) ---------------------
+    if S.get("apl") and model != "coverage":
+        from .apl import apl_after, apl_summary
+
+        after = apl_after(instance, pd.Series(s["capacity"].astype(float).to_numpy(), index=s.index),
+                          pd.Series(sol.practices["capacity_after"].astype(float).to_numpy(),
+                                    index=sol.practices["practice_id"]))
+        if "apl_after" in z.columns and not np.allclose(z["apl_after"].astype(float).reindex(after.index),
+                                                        after.to_numpy(), rtol=1e-6, atol=1e-9):
+            v.append("zones.csv apl_after differs from the APL recomputed from the plan's capacities")
+        T = float(S["apl"]["threshold"])
+        under = apl_summary(after, pop, [T])["under"][T]
+        if not _close(S["apl"]["after"]["under"].get(str(T), S["apl"]["after"]["under"].get(T, np.nan)), under):
+            v.append("solution.json APL population under the threshold differs from the recomputed one")
+        if model == "apl" and S.get("objective") is not None:
+            # b_i = 1 allows APL_i = T within the solver's tolerance: count those as at threshold.
+            lenient = float(pop[after.reindex(pop.index) < T - 1e-6 * max(1.0, T)].sum())
+            if not (lenient - 1e-6 <= S["objective"] <= under + 1e-6):
+                v.append(f"apl objective {S['objective']} is not the population under {T:g} "
+                         f"({lenient:.1f} to {under:.1f} recomputed)")
+
     report = CheckReport(ok=not v, violations=v, recomputed={
         "cost_total": cost, "population_covered": covered, "population_covered_before": covered_before})
     if raise_on_violation and v:

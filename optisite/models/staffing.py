@@ -152,7 +152,8 @@ def _check_budget(data: StaffingData, instance: Instance) -> None:
                 "the existing supply alone")
 
 
-def build(data: StaffingData) -> pyo.ConcreteModel:
+def build(data: StaffingData, *, objectives: bool = True) -> pyo.ConcreteModel:
+    """The staffing model; ``objectives=False`` leaves them to a model built on top (apl)."""
     m = pyo.ConcreteModel(name="staffing")
     m.cost_scale = cost_scale(np.concatenate([
         data.cabinets["fixed_cost"].to_numpy(), data.centres["fixed_cost"].to_numpy(),
@@ -160,7 +161,8 @@ def build(data: StaffingData) -> pyo.ConcreteModel:
     add_sets(m, data)
     add_variables(m, data)
     add_constraints(m, data)
-    add_objectives(m, data)
+    if objectives:
+        add_objectives(m, data)
     return m
 
 
