@@ -246,15 +246,23 @@ def test_access_crosscheck_tiny():
     _crosscheck(load_instance(INSTANCES / "tiny"))
 
 
-def test_access_crosscheck_real_departement():
-    folder = INSTANCES / REAL_DEPARTEMENT
-    assert (folder / "instance.toml").is_file(), (
-        f"the shipped real département {folder} is missing: the APL cross-check must run on it")
+def test_real_departement_is_shipped():
+    assert (INSTANCES / REAL_DEPARTEMENT / "instance.toml").is_file(), (
+        f"the shipped real département {REAL_DEPARTEMENT} is missing: the APL cross-check must run on it")
+
+
+SHIPPED_REAL = sorted({REAL_DEPARTEMENT} | {p.parent.name for p in INSTANCES.glob("*/instance.toml")
+                                            if p.parent.name != "tiny"})
+
+
+@pytest.mark.parametrize("name", SHIPPED_REAL)
+def test_access_crosscheck_real_departement(name):
+    folder = INSTANCES / name
+    assert (folder / "instance.toml").is_file(), f"shipped instance {folder} is missing"
     inst = load_instance(folder)
     assert len(inst.zones) >= 100
     before, after = _crosscheck(inst)
-    print(f"{REAL_DEPARTEMENT}: max relative difference with access: before {before:.2e}, "
-          f"after {after:.2e}")
+    print(f"{name}: max relative difference with access: before {before:.2e}, after {after:.2e}")
 
 
 # ---------------------------------------------------------------------------------
