@@ -13,6 +13,7 @@ temporary sibling folder, then renamed into place.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import importlib.metadata
@@ -53,8 +54,8 @@ DENSITY_CLASSES = (
     (math.inf, "dense", 0.58),
 )
 BUDGET_ROUNDING = 10_000.0
-CODES_HELP = ("give an INSEE département code (01 to 19, 21 to 95, 2A, 2B, 971 to 976; "
-              "list at https://www.insee.fr/fr/information/7766585), several separated by commas, "
+CODES_HELP = ("give an INSEE département code: 01 to 19, 21 to 95, 2A, 2B, 971 to 976 (the first "
+              "2 or 3 characters of its communes' INSEE codes), several separated by commas, "
               "or 'all' for metropolitan France")
 
 
@@ -83,7 +84,15 @@ def _read_lzma_csv(name: str) -> pd.DataFrame:
 
 
 def read_communes() -> pd.DataFrame:
-    """Every commune (type COM, plus delegated ones for repairs) with its département code."""
+    """Every commune (type COM, plus delegated ones for repairs) with its département code.
+
+    Parsed once per process (about 1.5 s); callers must not modify the frame.
+    """
+    return _communes()
+
+
+@functools.lru_cache(maxsize=1)
+def _communes() -> pd.DataFrame:
     c = _read_lzma_csv("communes.csv.lzma")
     d = _read_lzma_csv("departements.csv.lzma")[["id", "code", "nom"]]
     d = d.rename(columns={"id": "departement_id", "code": "departement", "nom": "departement_nom"})
@@ -419,9 +428,9 @@ def build_instance(departement: str, out: str | Path, *, practices: str | Path |
     options = options or BuildOptions()
     out = Path(out)
     _check_output(out, force)
-    communes = read_communes()
-    codes = parse_departements(departement, communes["departement"].dropna().unique())
     names = departement_names()
+    codes = parse_departements(departement, names)
+    communes = read_communes()
     zones, zone_notes = make_zones(communes, codes, simplify_tolerance=options.simplify_tolerance)
 
     if practices is not None:
@@ -437,7 +446,7 @@ def build_instance(departement: str, out: str | Path, *, practices: str | Path |
     else:
         budget, budget_notes = budget_rule(zones, sites, supply, parameters, options.budget_share)
 
-    if codes == parse_departements("all", communes["departement"].dropna().unique()):
+    if codes == parse_departements("all", names):
         name = f"France métropolitaine ({len(codes)} départements)"
     else:
         name = ", ".join(f"{names[c]} ({c})" for c in codes)
