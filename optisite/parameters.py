@@ -271,3 +271,32 @@ def _coerce(f: dataclasses.Field, raw: Any, file: str):
 
 
 DEFAULTS = Parameters()
+
+TABLE_BEGIN = ("<!-- parameters table: generated from Parameters.describe() by "
+               "optisite.parameters.markdown_table(); do not edit by hand -->")
+TABLE_END = "<!-- end of parameters table -->"
+
+
+def format_default(value: Any) -> str:
+    """A default as one would write it in ``[parameters]`` of an instance.toml."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (int, float)) and float(value).is_integer():
+        return f"{int(value):_}" if abs(value) >= 10_000 else str(int(value))
+    return f"{value:g}"
+
+
+def markdown_table() -> str:
+    """The table of ``models/parameters.md``: one row per parameter, from :meth:`Parameters.describe`."""
+    def cell(text: str) -> str:
+        return " ".join(str(text).split()).replace("|", "\\|")
+
+    lines = [TABLE_BEGIN, "", "| name | default | unit | source |", "|---|---|---|---|"]
+    for row in Parameters.describe():
+        lines.append(f"| `{row['name']}` | {cell(format_default(row['default']))} | {cell(row['unit'])} "
+                     f"| {cell(row['source'])} |")
+    lines += ["", TABLE_END]
+    return "\n".join(lines)
+
