@@ -38,6 +38,7 @@ class Result:
     covered: float = math.nan  # recomputed from open sites
     reported: float = math.nan  # the solver's own covered value
     bound: float = math.nan  # proven upper bound on covered demand
+    wall_s: float = math.nan  # the whole call, checker and imports included
     prep_s: float = math.nan  # turning the raw data into the solver's input (optisite Instance, dense matrix)
     build_s: float = math.nan
     solve_s: float = math.nan
@@ -80,6 +81,8 @@ def solve_optisite(data: MCLPData, *, time_limit: float, threads: int, gap: floa
     res = Result(data.name, "optisite", str(sol.status), prep_s=prep,
                  build_s=float(sol.timings.get("build", math.nan)),
                  solve_s=float(sol.timings.get("solve", math.nan)))
+    stages = sol.summary.get("solver", {}).get("stages", [])
+    res.note = "; ".join(f"{s['name']} {s['status']} {s['seconds']:.1f}s" for s in stages)
     total = data.total_demand
     res.reported = float(sol.summary["population_covered"])
     if sol.bound is not None and not (isinstance(sol.bound, float) and math.isnan(sol.bound)):
@@ -242,6 +245,13 @@ def _cbc_bound(log: str, objective: float) -> tuple[float, str]:
 
 def run(data: MCLPData, solver: str, *, time_limit: float, threads: int, gap: float = 0.0) -> Result:
     """One solver on one instance; failures become a row, never a crash."""
+    t0 = time.perf_counter()
+    res = _run(data, solver, time_limit=time_limit, threads=threads, gap=gap)
+    res.wall_s = time.perf_counter() - t0
+    return res
+
+
+def _run(data: MCLPData, solver: str, *, time_limit: float, threads: int, gap: float) -> Result:
     try:
         if solver == "optisite":
             return solve_optisite(data, time_limit=time_limit, threads=threads, gap=gap)
