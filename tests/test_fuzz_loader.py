@@ -20,12 +20,14 @@ import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import optisite.tables
 from optisite.cli import main
 from optisite.errors import InputError
 from optisite.instance import load_instance
@@ -202,7 +204,9 @@ def test_corrupted_tables(data, table, ops):
     rows = read_rows(table)
     for op in ops:
         rows = apply_op(rows, op, data)
-    with tempfile.TemporaryDirectory() as tmp:
+    fast = data.draw(st.booleans())  # half the cases through the pyarrow reader
+    with tempfile.TemporaryDirectory() as tmp, \
+            mock.patch.object(optisite.tables, "FAST_CSV_BYTES", 0 if fast else 10**12):
         folder = fresh_copy(tmp)
         (folder / table).write_bytes(serialise(rows, data))
         check_case(folder, set(TABLES))

@@ -623,3 +623,42 @@ def test_projected_values_without_crs_are_refused(tiny_copy):
     replace_in(tiny_copy, "zones.csv", "4.10,46.00", "797000.5,6546000.2")
     msg = assert_refused(tiny_copy, file="zones.csv", row=3, column="lon", contains="out of range")
     assert "set crs in instance.toml" in msg
+
+
+# ---------------------------------------------------------------------------------
+# the fast CSV path gives the same results as the careful one
+# ---------------------------------------------------------------------------------
+
+@pytest.fixture(params=["careful", "fast"], autouse=True)
+def csv_reader_path(request, monkeypatch):
+    """Run every test of this module through both CSV readers (fast: pyarrow, any size)."""
+    import optisite.tables as tables
+
+    if request.param == "fast":
+        monkeypatch.setattr(tables, "FAST_CSV_BYTES", 0)
+    return request.param
+
+
+def test_fast_path_is_taken_for_large_regular_files(tiny_copy, csv_reader_path, monkeypatch):
+    import optisite.tables as tables
+
+    calls = []
+    original = tables._read_csv_fast
+    monkeypatch.setattr(tables, "_read_csv_fast", lambda *a: calls.append(1) or original(*a))
+    inst = load_instance(tiny_copy)
+    assert (len(calls) == 4) == (csv_reader_path == "fast")
+    assert inst.travel.minutes(["01001"], ["2A005"])[0] == 50.0
+
+
+def test_large_travel_table_row_numbers(tiny_copy, csv_reader_path):
+    # A distancier above the fast-path size with one bad cell deep inside.
+    ids = [f"{i:05d}" for i in range(1, 1201)]
+    zones = ["zone_id,population,lon,lat"] + [f"{z},10,{4 + i * 1e-3:.4f},46" for i, z in enumerate(ids)]
+    write(tiny_copy, "zones.csv", "\n".join(zones) + "\n")
+    write(tiny_copy, "sites.csv", "site_id,kind,zone_id\nS1,cabinet_secondaire,00001\n")
+    write(tiny_copy, "practices.csv", "practice_id,zone_id,physicians\n")
+    rows = [f"{a},{b},{(i % 97) + 0.5}" for i, (a, b) in enumerate((a, b) for a in ids[:300] for b in ids[:200])]
+    rows[45_678] = rows[45_678].rsplit(",", 1)[0] + ",-3"
+    (tiny_copy / "travel.csv").write_text("from_id,to_id,minutes\n" + "\n".join(rows) + "\n")
+    assert (tiny_copy / "travel.csv").stat().st_size > 1_000_000
+    assert_refused(tiny_copy, file="travel.csv", row=45_680, column="minutes", contains="below 0")
