@@ -48,8 +48,10 @@ class InputError(OptisiteError):
         text = f"{text}: {self.problem}" if text else self.problem
         if self.fix:
             text = f"{text}. Fix: {self.fix}"
-        # One line, whatever the data contained.
-        return " ".join(text.split())
+        # One line, whatever the data contained, and no control characters (a cell holding
+        # a terminal escape sequence must not reach the user's terminal as one).
+        text = " ".join(text.split())
+        return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 class OutputExistsError(OptisiteError):

@@ -10,8 +10,10 @@ immutable: ``with_parameters`` returns a new one.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -221,6 +223,10 @@ def load_instance(folder: str | Path, overrides: Mapping[str, Any] | None = None
     if not manifest_path.is_file():
         raise InputError(f"no {MANIFEST} in '{root}'", file=str(root),
                          fix=f"give the folder holding {MANIFEST}")
+    real_root = Path(os.path.realpath(root))
+    if real_root not in Path(os.path.realpath(manifest_path)).parents:
+        raise InputError(f"{MANIFEST} is a link to a file outside the instance folder", file=MANIFEST,
+                         fix=f"copy the manifest into the folder instead of linking it")
     try:
         manifest = tomllib.loads(manifest_path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
@@ -272,6 +278,9 @@ def load_instance(folder: str | Path, overrides: Mapping[str, Any] | None = None
     if not isinstance(name, str) or not name.strip():
         raise InputError("name must be a non-empty text", file=MANIFEST, column="name",
                          fix='write name = "Territory (code)"')
+    if not name.isprintable():
+        raise InputError("name contains a control character or a line break", file=MANIFEST,
+                         column="name", fix="write the name on one line, letters and signs only")
     description = manifest.get("description", "")
     if not isinstance(description, str):
         raise InputError("description must be a text", file=MANIFEST, column="description",
@@ -341,6 +350,9 @@ class _Columns:
         if not self.has(col):
             return pd.Series([None] * len(self.frame), index=self.frame.index, dtype=object)
         s = self.frame[col].astype(str).str.strip()
+        if not s.str.isascii().all():
+            # One spelling per id and name: "é" typed as one character or as "e" + accent.
+            s = s.map(lambda v: unicodedata.normalize("NFC", v))
         if required:
             empty = s == ""
             if empty.any():
@@ -350,10 +362,12 @@ class _Columns:
 
     def ids(self, col: str) -> pd.Series:
         s = self.text(col)
-        bad = s.map(lambda v: any(ord(ch) < 32 for ch in v))
+        bad = ~s.map(str.isprintable)
         if bad.any():
-            self._fail("id contains a control character", int(np.flatnonzero(bad.to_numpy())[0]), col,
-                       "remove tabs and line breaks from ids")
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            char = next(ch for ch in s.iloc[pos] if not ch.isprintable())
+            self._fail(f"id contains a control character ({ascii(char)})", pos, col,
+                       "remove tabs, line breaks and invisible characters from ids")
         dup = s.duplicated(keep="first")
         if dup.any():
             pos = int(np.flatnonzero(dup.to_numpy())[0])

@@ -256,11 +256,11 @@ def _coerce(f: dataclasses.Field, raw: Any, file: str):
                          fix=f"give a number in {meta['unit']}")
     try:
         value = float(str(raw).replace(",", ".").replace("_", "")) if isinstance(raw, str) else float(raw)
-    except (TypeError, ValueError):
-        raise InputError(f"'{raw}' is not a number", file=file, column=f.name,
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"'{str(raw)[:40]}' is not a number", file=file, column=f.name,
                          fix=f"give a number in {meta['unit']}") from None
     if not math.isfinite(value):
-        raise InputError(f"'{raw}' is not a finite number", file=file, column=f.name,
+        raise InputError(f"'{str(raw)[:40]}' is not a finite number", file=file, column=f.name,
                          fix=f"give a number in {meta['unit']}")
     if meta.get("minimum") is not None and value < meta["minimum"]:
         raise InputError(

@@ -55,6 +55,7 @@ NASTY = [
     "1_000", "abc", "true", "01001", "2A004", "1001", "\u00a0", "\"", "'", "\"\"", ";", ",", "\t",
     "\u2028", "\x00", "\x07", "é", "Saint-Étienne", "北京", "🏥", "=1+1", "<script>", "../x",
     "cabinet_secondaire", "centre_de_sante", "maison", "200", "-95", "45.5", "4,5",
+    "\x1b[2J\x1b[31m", "e\u0301", "\ufeff01001", "\u202e01001",
 ]
 cell_value = st.one_of(
     st.sampled_from(NASTY),
@@ -167,6 +168,7 @@ def check_case(folder: Path, files: set[str]) -> None:
     except InputError as exc:
         msg = str(exc)
         assert one_line(msg), repr(msg)
+        assert msg.isprintable(), repr(msg)  # no control characters reach the terminal
         assert msg == exc.message()
         assert exc.file, msg
         # The message names the file first: the manifest, or a table as the manifest wrote it.
@@ -215,7 +217,8 @@ def test_corrupted_tables(data, table, ops):
 TOML_VALUES = st.one_of(
     st.sampled_from(["0", "-1", "1e400", "inf", "nan", "-inf", '"20"', '"vingt"', "true", "[]",
                      "{}", "[1, 2]", '"../../etc/passwd"', '"/etc/passwd"', "1979-05-27", "1_000",
-                     '""', '"EPSG:2154"', '"EPSG:4326"', '"drees2012"', "= =", '"', "0x10"]),
+                     '""', '"EPSG:2154"', '"EPSG:4326"', '"drees2012"', "= =", '"', "0x10",
+                     "9" * 400, '"\\u001b[2J"']),
     st.integers(min_value=-10**30, max_value=10**30).map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
     st.text(max_size=10).map(json.dumps),

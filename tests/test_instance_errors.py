@@ -662,3 +662,51 @@ def test_large_travel_table_row_numbers(tiny_copy, csv_reader_path):
     (tiny_copy / "travel.csv").write_text("from_id,to_id,minutes\n" + "\n".join(rows) + "\n")
     assert (tiny_copy / "travel.csv").stat().st_size > 1_000_000
     assert_refused(tiny_copy, file="travel.csv", row=45_680, column="minutes", contains="below 0")
+
+
+# ---------------------------------------------------------------------------------
+# hostile text
+# ---------------------------------------------------------------------------------
+
+def test_terminal_escape_in_a_cell_is_not_printed(tiny_copy):
+    replace_in(tiny_copy, "sites.csv", "CS-D,cabinet_secondaire", "CS-D,\x1b[2J\x1b[31mevil")
+    msg = assert_refused(tiny_copy, file="sites.csv", row=3, column="kind", contains="unknown kind")
+    assert "\x1b" not in msg and "\\x1b[2J" in msg
+
+
+def test_manifest_name_with_control_character(tiny_copy):
+    replace_in(tiny_copy, "instance.toml", 'name = "Tiny', 'name = "\\u001b[2JTiny')
+    assert_refused(tiny_copy, file="instance.toml", column="name", contains="control character")
+
+
+def test_manifest_linked_from_outside(tiny_copy, tmp_path):
+    outside = tmp_path / "elsewhere.toml"
+    outside.write_text((tiny_copy / "instance.toml").read_text())
+    (tiny_copy / "instance.toml").unlink()
+    os.symlink(outside, tiny_copy / "instance.toml")
+    with pytest.raises(InputError, match=r"^instance\.toml: instance\.toml is a link to a file outside"):
+        load_instance(tiny_copy)
+    assert cli_validate(tiny_copy).exit_code == 2
+
+
+def test_huge_toml_integer_parameter(tiny_copy):
+    replace_in(tiny_copy, "instance.toml", "budget = 60000", "budget = 1" + "0" * 400)
+    assert_refused(tiny_copy, file="instance.toml", column="budget", contains="not a number")
+
+
+def test_unicode_ids_are_normalised(tiny_copy):
+    # The zone id typed with a composed "é", the site's with "e" + combining accent.
+    replace_in(tiny_copy, "zones.csv", "01004,Village D", "Zé4,Village D")
+    replace_in(tiny_copy, "travel.csv", "01003,01004,10", "01003,Zé4,10")
+    text = (tiny_copy / "travel.csv").read_text().replace("01004", "Ze\u03014")
+    write(tiny_copy, "travel.csv", text)
+    replace_in(tiny_copy, "sites.csv", "01004", "Ze\u03014")
+    inst = load_instance(tiny_copy)
+    assert inst.sites.loc["CS-D", "zone_id"] == "Z\u00e94"
+    assert inst.travel.minutes(["01003"], ["Z\u00e94"])[0] == 10.0
+
+
+@pytest.mark.parametrize("invisible", ["\ufeff", "\u202e", "\u200b", "\x7f"])
+def test_invisible_characters_in_ids(tiny_copy, invisible):
+    replace_in(tiny_copy, "zones.csv", "01003,Village C", f"01{invisible}003,Village C")
+    assert_refused(tiny_copy, file="zones.csv", row=4, column="zone_id", contains="control character")
