@@ -448,6 +448,25 @@ def _to_wgs84(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.nd
     return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
 
 
+def _check_area_of_use(cols: "_Columns", crs: str, lon: pd.Series, lat: pd.Series) -> None:
+    """Refuse converted points far outside the crs's area of use (degrees typed as metres...)."""
+    from pyproj import CRS
+
+    area = CRS.from_user_input(crs).area_of_use
+    if area is None:
+        return
+    margin = 2.0  # degrees: generous, this only catches a wrong crs or swapped columns
+    west, east = area.west - margin, area.east + margin
+    inside_lon = (lon >= west) & (lon <= east) if west <= east else (lon >= west) | (lon <= east)
+    outside = lon.notna() & ~(inside_lon & (lat >= area.south - margin) & (lat <= area.north + margin))
+    if outside.any():
+        pos = int(np.flatnonzero(outside.to_numpy())[0])
+        cols._fail(f"the point converts to lon {lon.iloc[pos]:.4f}, lat {lat.iloc[pos]:.4f}, outside the "
+                   f"area of {crs} ({area.name})", pos, "lon",
+                   "check the crs in instance.toml and that lon/lat hold that crs's x/y "
+                   "(remove crs for WGS84 degrees)")
+
+
 def _geometry_wgs84(frame, crs: str | None):
     """The frame's geometry in EPSG:4326 (a geometry without crs takes the manifest's)."""
     g = frame.geometry
@@ -491,6 +510,7 @@ def _coordinates(cols: _Columns, crs: str | None, *, required: bool) -> tuple[pd
                 cols._fail(f"coordinates do not convert from {crs}", pos, "lon",
                            "check the crs in instance.toml and the x/y columns")
             lon, lat = pd.Series(x, index=frame.index), pd.Series(y, index=frame.index)
+            _check_area_of_use(cols, crs, lon, lat)
     elif geom_name is not None:
         g = _geometry_wgs84(frame, crs)
         empty = (g.isna() | g.is_empty).to_numpy()

@@ -710,3 +710,10 @@ def test_unicode_ids_are_normalised(tiny_copy):
 def test_invisible_characters_in_ids(tiny_copy, invisible):
     replace_in(tiny_copy, "zones.csv", "01003,Village C", f"01{invisible}003,Village C")
     assert_refused(tiny_copy, file="zones.csv", row=4, column="zone_id", contains="control character")
+
+
+def test_degrees_with_projected_crs_are_refused(tiny_copy):
+    # lon/lat left in degrees while the manifest says Lambert 93 (metres).
+    replace_in(tiny_copy, "instance.toml", 'supply_source = "user"', 'supply_source = "user"\ncrs = "EPSG:2154"')
+    msg = assert_refused(tiny_copy, file="zones.csv", row=2, column="lon", contains="outside the area of EPSG:2154")
+    assert "RGF93" in msg or "France" in msg
