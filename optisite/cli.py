@@ -33,6 +33,40 @@ class FriendlyGroup(click.Group):
             return super().invoke(ctx)
         except OptisiteError as exc:
             raise _Friendly(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM through _on_signal
+            name = getattr(exc, "signal_name", "SIGINT")
+            raise _Stopped(f"interrupted by {name}; nothing was written", EXIT_SIGNAL.get(name, 130)) from None
+
+
+# Conventional 128 + signal number: a run stopped by a signal is neither a success nor a user error.
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+
+
+class _Stopped(_Friendly):
+    def show(self, file=None):
+        click.echo(f"stopped: {self.format_message()}", err=True)
+
+
+class _Signalled(KeyboardInterrupt):
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def _on_signal(ctx: click.Context) -> None:
+    """SIGTERM behaves like SIGINT (a KeyboardInterrupt, so ``finally`` blocks remove
+    temporary files), and both remember their name for the exit code."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, _frame):
+        raise _Signalled(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    ctx.call_on_close(lambda: [signal.signal(sig, h) for sig, h in previous.items()])
 
 
 INSTANCE = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
@@ -40,9 +74,11 @@ INSTANCE = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Pat
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="optisite")
-def main():
+@click.pass_context
+def main(ctx):
     """Site cabinets secondaires and centres de santé so that as few people as
     possible lack access to a GP within an annual budget."""
+    _on_signal(ctx)
 
 
 @main.command()
@@ -277,8 +313,11 @@ def solve(instance, out, force, quiet, verbose, **kw):
         sol.extra.setdefault("files", {})["report.html"] = render_report(inst, sol)
     sol.write(out, force=force)
     S = sol.summary
-    click.echo(f"status       {S['status']} (objective {S['objective']:,.1f}, bound "
-               f"{(S['bound'] if S['bound'] is not None else float('nan')):,.1f}, gap {(S['gap'] or 0):.2e})")
+    def num(v, fmt=",.1f"):
+        return "none" if v is None else format(v, fmt)
+
+    click.echo(f"status       {S['status']} (objective {num(S['objective'])}, bound {num(S['bound'])}, "
+               f"gap {num(S['gap'], '.2e')})")
     click.echo(f"population   {S['population_total']:,.0f}; without access before {S['population_uncovered_before']:,.0f}, "
                f"after {S['population_uncovered']:,.0f}")
     click.echo(f"cost         {S['cost_total']:,.0f} of {S['budget']:,.0f} EUR/year; opened "
@@ -289,6 +328,10 @@ def solve(instance, out, force, quiet, verbose, **kw):
     click.echo(f"written      {out}")
     if not S.get("check", {}).get("ok", True):
         raise CheckError(S["check"]["violations"])
+    if S["status"] == "interrupted":
+        name = S["solver"].get("interrupted_by") or "SIGINT"
+        raise _Stopped(f"interrupted by {name}; wrote the best plan found so far to '{out}' "
+                       "(status interrupted in solution.json)", EXIT_SIGNAL.get(name, 130))
 
 
 @main.command()

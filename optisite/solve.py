@@ -166,6 +166,11 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         warnings.append("budget 0: the plan evaluates the existing supply only")
 
     status = first.status
+    stopped = [s for s in stages if s.status == "interrupted"]
+    if stopped:  # SIGINT/SIGTERM: the best plan found so far, said so
+        status = "interrupted"
+        warnings.append(f"the solve was interrupted ({stopped[0].extra.get('signal', 'signal')}) during stage "
+                        f"'{stopped[0].name}': the plan is the best found so far, not proven optimal")
     summary = {
         "model": options.model,
         "status": status,
@@ -183,7 +188,8 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
             "supply_source": instance.supply_source, "provenance": dict(instance.provenance),
             "travel": instance.travel.describe(),
         },
-        "solver": {"name": "HiGHS via Pyomo APPSI", "stages": [s.to_dict() for s in stages]},
+        "solver": {"name": "HiGHS via Pyomo APPSI", "stages": [s.to_dict() for s in stages],
+                   "interrupted_by": stopped[0].extra.get("signal") if stopped else None},
         "timings": {"build": t_build, "solve": t_solve},
         "versions": versions(),
         "warnings": warnings,
