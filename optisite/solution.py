@@ -8,10 +8,12 @@ and comparisons). Nothing here touches Pyomo.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,21 +276,60 @@ def write_folder(solution: Solution, out: Path, *, force: bool = False) -> Path:
         summary = json.dumps(_clean(solution.summary), indent=2, sort_keys=True, default=_json_default,
                              ensure_ascii=False)
         (tmp / "solution.json").write_text(summary + "\n", encoding="utf-8")
-        if out.exists():
-            # Keep the user's own files: only optisite's files are replaced.
-            for child in out.iterdir():
-                if child.name not in SOLUTION_FILES and not (tmp / child.name).exists():
-                    os.replace(child, tmp / child.name)
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "previous")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        with _signals_deferred():
+            if out.exists():
+                _swap(out, tmp)
+            else:
+                os.replace(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _swap(out: Path, tmp: Path) -> None:
+    """Replace ``out`` by ``tmp``, carrying the user's own files over; undo on failure.
+
+    The user's files are moved (not copied) into ``tmp`` first, so any failure before
+    the final rename moves them back: they are never left inside a folder that the
+    caller's cleanup deletes.
+    """
+    moved: list[str] = []
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    try:
+        for child in sorted(out.iterdir()):
+            if child.name not in SOLUTION_FILES and not (tmp / child.name).exists():
+                os.replace(child, tmp / child.name)
+                moved.append(child.name)
+        os.replace(out, old / "previous")
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old / "previous", out)
+            raise
+    except BaseException:
+        for name in moved:
+            if (tmp / name).exists() or (tmp / name).is_symlink():
+                os.replace(tmp / name, out / name)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT/SIGTERM while folders are renamed: delivered right after, so a
+    Ctrl-C can never leave the output folder missing or half-swapped."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:  # not POSIX
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = mask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, before)
 
 
 def _write_geo(solution: Solution, folder: Path) -> None:
