@@ -306,7 +306,7 @@ def problem_template(msg: str) -> str:
     return re.sub(r"-?\d+(?:[.,]\d+)*(?:e[+-]?\d+)?", "N", text)
 
 
-def test_zz_report():
+def test_zz_report(request):
     """Print (and optionally save) how many cases ran and how many distinct messages."""
     if STATS["cases"] == 0:
         pytest.skip("the fuzz tests did not run in this session")
@@ -319,6 +319,10 @@ def test_zz_report():
         "distinct_problem_kinds": len(templates),
     }
     print("fuzz loader:", json.dumps(report))
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:  # the headline is shown even when output is captured
+        with capture.global_and_fixture_disabled():
+            print("\nfuzz loader: " + json.dumps(report))
     for template, count in templates.most_common():
         print(f"  {count:4d}  {template}")
     if os.environ.get("OPTISITE_FUZZ_STATS"):
