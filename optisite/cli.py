@@ -347,5 +347,16 @@ def check(solution_dir, instance):
     click.echo(f"ok: cost {r['cost_total']:,.0f} EUR/year, population covered {r['population_covered']:,.0f}")
 
 
+@main.command()
+@click.argument("solution_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("instance", type=INSTANCE)
+def report(solution_dir, instance):
+    """Re-render SOLUTION_DIR/report.html from its tables (replaces only that file)."""
+    from .instance import load_instance
+    from .report import write_report
+
+    click.echo(f"written      {write_report(solution_dir, load_instance(instance))}")
+
+
 def run():  # pragma: no cover - console entry for `python -m optisite`
     sys.exit(main())

@@ -1,0 +1,404 @@
+"""report.html: one self-contained page a reviewer can open offline and trust.
+
+``render_report(instance, solution)`` reads the :class:`~optisite.solution.Solution`
+(summary and tables) and the :class:`~optisite.instance.Instance`, never solver
+objects, and fills ``templates/report.html`` (Jinja2, autoescape on: commune
+names and every other text from data are escaped). Images are PNG data URIs and
+the stylesheet is inlined, so the file needs no network and no other file.
+
+Every number on the page comes from the solution's summary or tables; the key
+ones sit in elements with stable ids and a ``data-value`` holding the exact value
+of ``solution.json`` (tests compare the two).
+
+``write_report(folder, instance)`` re-renders ``report.html`` of an existing
+solution folder (``optisite report DIR INSTANCE``), replacing that one file
+atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .instance import Instance
+from .parameters import Parameters
+from .solution import Solution, read_solution
+
+TEMPLATES = Path(__file__).with_name("templates")
+UNCOVERED_ROWS = 50  # communes listed in the "still uncovered" table (the rest are summed)
+SCHEDULE_ROWS = 200
+
+KIND_LABEL = {"cabinet_secondaire": "cabinet secondaire", "centre_de_sante": "centre de santé"}
+ITEM_LABEL = {
+    "fixed_cabinet": "cabinets secondaires: fixed annual cost (premises, equipment)",
+    "physician_days": "cabinets secondaires: physician-days (CSTM-type incentive and travel)",
+    "fixed_centre": "centres de santé: fixed annual cost",
+    "salaried_fte": "centres de santé: salaried GPs (FTE)",
+}
+FUNDER_LABEL = {
+    "assurance_maladie": "Assurance maladie",
+    "collectivites": "Collectivités (communes, département)",
+    "ars_hopital": "ARS / hospital (GHT)",
+}
+
+
+# ---------------------------------------------------------------------------------
+# Jinja environment and filters
+# ---------------------------------------------------------------------------------
+
+def _finite(x) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_num(x, digits: int = 0) -> str:
+    """1234567.8 -> '1 234 568' (thin spaces, French grouping); '–' for missing."""
+    if not _finite(x):
+        return "–"
+    return f"{float(x):,.{digits}f}".replace(",", "\u202f")
+
+
+def fmt_pct(x, digits: int = 1) -> str:
+    if not _finite(x):
+        return "–"
+    return f"{100 * float(x):.{digits}f}\u202f%"
+
+
+def fmt_eur(x) -> str:
+    return "–" if not _finite(x) else f"{fmt_num(x)}\u202fEUR"
+
+
+def fmt_sci(x) -> str:
+    if not _finite(x):
+        return "–"
+    x = float(x)
+    return "0" if x == 0 else f"{x:.3g}"
+
+
+def data_value(x) -> str:
+    """Exact value for a data-value attribute: the JSON spelling of the number."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if _finite(x):
+        return repr(float(x))
+    return "" if x is None else str(x)
+
+
+def environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=fmt_num, pct=fmt_pct, eur=fmt_eur, sci=fmt_sci, dv=data_value)
+    return env
+
+
+# ---------------------------------------------------------------------------------
+# The map
+# ---------------------------------------------------------------------------------
+
+def _zone_points(instance: Instance) -> pd.DataFrame:
+    return instance.zones[["lon", "lat"]]
+
+
+def _polygons(instance: Instance, zone_ids: pd.Series):
+    """GeoSeries of zone polygons in the order of ``zone_ids``, or None when the instance has none."""
+    g = instance.geometry
+    if g is None:
+        return None
+    g = g.reindex(pd.Index(zone_ids, dtype=object))
+    if g.isna().all():
+        return None
+    kinds = set(g.dropna().geom_type)
+    if not kinds & {"Polygon", "MultiPolygon"}:
+        return None
+    return g
+
+
+def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
+    """Two panels, before and after: zones coloured by the served share of their demand.
+
+    Drawn from the commune polygons when the instance has them, as points sized by
+    population otherwise. Existing practices are black dots; opened sites are
+    triangles (cabinets secondaires) and squares (centres de santé); a line joins a
+    practice to each cabinet secondaire it staffs.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    z = sol.zones.copy()
+    z["zone_id"] = z["zone_id"].astype(str)
+    pts = _zone_points(instance).reindex(z["zone_id"])
+    poly = _polygons(instance, z["zone_id"])
+    lat0 = float(np.nanmean(pts["lat"])) if len(pts) else 46.0
+    aspect = 1.0 / max(math.cos(math.radians(lat0)), 0.1)
+
+    fig = Figure(figsize=(13, 6.6), dpi=dpi)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    cmap = "RdYlGn"
+    norm = Normalize(0, 1)
+    S = sol.summary
+    practice_xy = _zone_points(instance).reindex(instance.practices["zone_id"].astype(str))
+    sites = sol.sites.copy()
+    titles = (f"Before: {fmt_num(S.get('population_uncovered_before'))} inhabitants without access",
+              f"After: {fmt_num(S.get('population_uncovered'))} inhabitants without access")
+    for ax, col, title in zip(axes, ("covered_before", "covered_after"), titles):
+        values = z[col].astype(float).to_numpy()
+        if poly is not None:
+            import geopandas as gpd
+
+            gdf = gpd.GeoDataFrame({"v": values}, geometry=poly.to_numpy(), crs="EPSG:4326")
+            gdf = gdf[gdf.geometry.notna()]
+            gdf.plot(ax=ax, column="v", cmap=cmap, vmin=0, vmax=1, edgecolor="#ffffff", linewidth=0.15)
+        else:
+            size = 30 + 400 * np.sqrt(z["population"].astype(float).to_numpy()
+                                      / max(float(z["population"].max()), 1.0))
+            ax.scatter(pts["lon"], pts["lat"], c=values, cmap=cmap, norm=norm, s=size,
+                       edgecolors="#555555", linewidths=0.5, zorder=2)
+        ax.scatter(practice_xy["lon"], practice_xy["lat"], s=14, c="#111111", marker="o", zorder=4,
+                   label="existing practice")
+        if col == "covered_after":
+            sched = sol.schedule
+            if len(sched):
+                zl = _zone_points(instance)
+                a = zl.reindex(sched["practice_zone_id"].astype(str)).to_numpy()
+                b = zl.reindex(sched["site_zone_id"].astype(str)).to_numpy()
+                for (x0, y0), (x1, y1) in zip(a, b):
+                    ax.plot([x0, x1], [y0, y1], color="#1f4e9c", linewidth=0.9, alpha=0.8, zorder=3)
+            for kind, marker, color in (("cabinet_secondaire", "^", "#1f4e9c"),
+                                        ("centre_de_sante", "s", "#7b2d8e")):
+                k = sites[sites["kind"] == kind]
+                if len(k):
+                    ax.scatter(k["lon"], k["lat"], marker=marker, s=90, c=color, edgecolors="white",
+                               linewidths=0.8, zorder=5)
+        ax.set_title(title, fontsize=11)
+        ax.set_aspect(aspect)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+    # same extent on both panels, never flatter than 1:2 (a line of villages stays readable)
+    if poly is not None:
+        xlo, ylo, xhi, yhi = (float(v) for v in poly.dropna().total_bounds)
+    else:
+        xlo, xhi = float(np.nanmin(pts["lon"])), float(np.nanmax(pts["lon"]))
+        ylo, yhi = float(np.nanmin(pts["lat"])), float(np.nanmax(pts["lat"]))
+    width = max(xhi - xlo, (yhi - ylo) * aspect * 0.6, 0.02)
+    height = max(yhi - ylo, width / aspect * 0.5)
+    cx, cy = (xlo + xhi) / 2, (ylo + yhi) / 2
+    pad = 0.08 if poly is not None else 0.15
+    xlo, xhi = cx - width * (0.5 + pad), cx + width * (0.5 + pad)
+    ylo, yhi = cy - height * (0.5 + pad), cy + height * (0.5 + pad)
+    for ax in axes:
+        ax.set_xlim(xlo, xhi)
+        ax.set_ylim(ylo, yhi)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color="#111111", markersize=5, label="existing practice"),
+        Line2D([], [], marker="^", linestyle="", color="#1f4e9c", markersize=9, label="cabinet secondaire opened"),
+        Line2D([], [], marker="s", linestyle="", color="#7b2d8e", markersize=8, label="centre de santé opened"),
+        Line2D([], [], color="#1f4e9c", linewidth=1.2, label="practice staffing a cabinet"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=9)
+    cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), orientation="vertical",
+                        fraction=0.025, pad=0.02)
+    minutes = S.get("parameters", {}).get("coverage_minutes")
+    cbar.set_label(f"share of the zone's demand served within {fmt_num(minutes, 0)} min", fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    return buf.getvalue()
+
+
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------
+# Tables for the template
+# ---------------------------------------------------------------------------------
+
+def _names(instance: Instance) -> pd.Series:
+    return instance.zones["name"].astype(str)
+
+
+def _apl(instance: Instance, sol: Solution) -> dict | None:
+    """APL before and after (DREES 2SFCA) when the plan has capacities (staffing, apl models)."""
+    if sol.summary.get("model") == "coverage" or len(instance.practices) == 0:
+        return None
+    from .apl import apl_summary, apl_table
+    from .errors import InputError
+
+    try:
+        site_supply = pd.Series(sol.sites["capacity"].astype(float).to_numpy(),
+                                index=sol.sites["site_id"].astype(str).to_numpy())
+        practice_supply = pd.Series(sol.practices["capacity_after"].astype(float).to_numpy(),
+                                    index=sol.practices["practice_id"].astype(str).to_numpy())
+        table = apl_table(instance, site_supply=site_supply, practice_supply=practice_supply)
+    except InputError as exc:  # an inconsistent folder: say so on the page instead of failing
+        return {"error": str(exc)}
+    before = apl_summary(table["apl_before"], table["population"])
+    after = apl_summary(table["apl_after"], table["population"])
+    rows = [{"threshold": t, "before": before["under"][t], "after": after["under"][t],
+             "share_before": before["share_under"][t], "share_after": after["share_under"][t]}
+            for t in before["under"]]
+    return {"mean_before": before["mean"], "mean_after": after["mean"], "rows": rows,
+            "threshold": sol.summary.get("parameters", {}).get("apl_threshold")}
+
+
+def context(instance: Instance, sol: Solution, *, generated: str | None = None) -> dict[str, Any]:
+    """Everything the template shows, read from the solution and the instance."""
+    S = sol.summary
+    names = _names(instance)
+    total = float(S.get("population_total") or 0.0)
+
+    sites = sol.sites.copy()
+    sites["commune"] = names.reindex(sites["zone_id"].astype(str)).to_numpy()
+    sites["kind_label"] = sites["kind"].map(KIND_LABEL).fillna(sites["kind"])
+
+    sched = sol.schedule.copy()
+    sched["practice_commune"] = names.reindex(sched["practice_zone_id"].astype(str)).to_numpy()
+    sched["site_commune"] = names.reindex(sched["site_zone_id"].astype(str)).to_numpy()
+
+    z = sol.zones.copy()
+    worse = z[z["uncovered_after"].astype(float) > z["uncovered_before"].astype(float) + 0.5]
+    unc = z[z["uncovered_after"].astype(float) > 0.5].sort_values(
+        ["uncovered_after", "zone_id"], ascending=[False, True])
+    rest = unc.iloc[UNCOVERED_ROWS:]
+
+    p = S.get("parameters", {})
+    described = {d["name"]: d for d in Parameters.describe()}
+    params = [{"name": k, "value": v, "unit": described.get(k, {}).get("unit", ""),
+               "source": described.get(k, {}).get("source", ""),
+               "default": described.get(k, {}).get("default"),
+               "changed": k in described and described[k]["default"] != v}
+              for k, v in sorted(p.items())]
+    funder_of = {"fixed_cabinet": p.get("funder_cabinet_fixed"), "physician_days": p.get("funder_cabinet_days"),
+                 "fixed_centre": p.get("funder_centre_fixed"), "salaried_fte": p.get("funder_centre_fte")}
+    items = [{"key": k, "label": ITEM_LABEL.get(k, k), "value": v, "funder": funder_of.get(k),
+              "funder_label": FUNDER_LABEL.get(funder_of.get(k), funder_of.get(k))}
+             for k, v in S.get("cost_by_item", {}).items()]
+    funders = [{"key": k, "label": FUNDER_LABEL.get(k, k), "value": v}
+               for k, v in S.get("cost_by_funder", {}).items()]
+
+    inst = S.get("instance", {})
+    png = map_png(instance, sol)
+    check = S.get("check") or {}
+    budget = S.get("budget")
+    return {
+        "S": S,
+        "title": f"optisite plan: {inst.get('name', instance.name)}",
+        "generated": generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "share_uncovered_before": (S.get("population_uncovered_before", 0.0) / total) if total else None,
+        "share_uncovered_after": (S.get("population_uncovered", 0.0) / total) if total else None,
+        "gained": (S.get("population_covered", 0.0) or 0.0) - (S.get("population_covered_before", 0.0) or 0.0),
+        "budget_share": (S.get("cost_total", 0.0) / budget) if budget else None,
+        "zones_count": int(len(z)),
+        "map_uri": png_data_uri(png),
+        "map_has_polygons": _polygons(instance, z["zone_id"].astype(str)) is not None,
+        "sites": sites.to_dict("records"),
+        "schedule": sched.head(SCHEDULE_ROWS).to_dict("records"),
+        "schedule_more": max(0, len(sched) - SCHEDULE_ROWS),
+        "uncovered": unc.head(UNCOVERED_ROWS).to_dict("records"),
+        "uncovered_count": int(len(unc)),
+        "worse_count": int(len(worse)),
+        "worse_population": float((worse["uncovered_after"] - worse["uncovered_before"]).sum()),
+        "uncovered_rest_count": int(len(rest)),
+        "uncovered_rest_population": float(rest["uncovered_after"].sum()),
+        "items": items,
+        "funders": funders,
+        "params": params,
+        "warnings": [w for w in S.get("warnings", [])
+                     if not (w.startswith("the existing GP supply") and "ILLUSTRATIVE" in w)],
+        "illustrative": (inst.get("supply_source") or instance.supply_source) == "illustrative",
+        "supply_source": inst.get("supply_source") or instance.supply_source,
+        "provenance": _flatten(inst.get("provenance") or dict(instance.provenance)),
+        "travel": inst.get("travel", ""),
+        "stages": (S.get("solver") or {}).get("stages", []),
+        "check": check,
+        "checked": bool(check),
+        "apl": _apl(instance, sol),
+        "fingerprint_matches": inst.get("fingerprint") in (None, instance.fingerprint),
+        "instance_fingerprint": instance.fingerprint,
+    }
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.extend(_flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            out.append((key, "; ".join(str(x) for x in v)))
+        else:
+            out.append((key, str(v)))
+    return out
+
+
+def render_report(instance: Instance, solution: Solution, *, generated: str | None = None) -> str:
+    """The report page as one HTML string (styles and images inlined)."""
+    env = environment()
+    css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    return env.get_template("report.html").render(css=css, **context(instance, solution, generated=generated))
+
+
+# ---------------------------------------------------------------------------------
+# Re-rendering an existing folder
+# ---------------------------------------------------------------------------------
+
+def instance_for(folder_summary: dict, instance: Instance) -> Instance:
+    """The instance with the solution's parameters applied; refuse another instance."""
+    from .errors import InputError
+
+    params = folder_summary.get("parameters") or {}
+    inst = instance.with_parameters({k: v for k, v in params.items()
+                                     if getattr(instance.parameters, k, None) != v}, file="solution.json")
+    fp = folder_summary.get("instance", {}).get("fingerprint")
+    if fp not in (None, inst.fingerprint):
+        raise InputError("the solution was computed on another instance (fingerprint differs)",
+                         file="solution.json", column="instance.fingerprint",
+                         fix="give the instance folder the solution was solved on")
+    return inst
+
+
+def write_report(folder: str | Path, instance: Instance) -> Path:
+    """Re-render ``folder/report.html`` from the folder's tables; replace only that file, atomically."""
+    folder = Path(folder)
+    sol = read_solution(folder)
+    inst = instance_for(sol.summary, instance)
+    sol.zone_geometry = inst.geometry
+    html = render_report(inst, sol)
+    return write_text_atomic(folder / "report.html", html)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+__all__ = ["render_report", "write_report", "map_png", "context", "write_text_atomic"]
