@@ -404,5 +404,23 @@ def frontier(instance, budgets, model, out, time_limit, gap, threads, force):
         raise CheckError(problems)
 
 
+@main.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for compare.csv, compare_sites.csv and compare.html.")
+@click.option("--force", is_flag=True, help="Replace an existing comparison in --out.")
+def compare(dirs, out, force):
+    """Put solution folders DIRS side by side (indicators, differing sites, cost)."""
+    from .compare import compare as run_compare
+    from .compare import write_compare
+
+    result = run_compare(list(dirs))
+    write_compare(result, out, force=force)
+    for r in result["indicators"].to_dict("records"):
+        click.echo(f"{r['scenario']:<24} {r['status']:<10} without access {r['population_uncovered']:>12,.0f}  "
+                   f"cost {r['cost_total']:>12,.0f}  sites {r['sites_opened']}")
+    click.echo(f"written      {out}")
+
+
 def run():  # pragma: no cover - console entry for `python -m optisite`
     sys.exit(main())

@@ -1,0 +1,127 @@
+"""Scenarios side by side: headline indicators, sites in one and not the other, cost.
+
+``compare(folders)`` reads solution folders (``models/outputs.md``) and returns
+two tables: ``indicators`` (one row per scenario) and ``sites`` (one row per site
+opened in any scenario, one column per scenario with its days/week or FTE, empty
+when closed). ``write_compare`` writes ``compare.csv``, ``compare_sites.csv`` and
+``compare.html`` into a folder. Only solution files are read; nothing is
+re-solved.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, OutputExistsError
+from .solution import read_solution
+
+COMPARE_FILES = ("compare.csv", "compare_sites.csv", "compare.html")
+INDICATORS = [
+    ("model", "model"), ("status", "status"), ("gap", "gap"),
+    ("population_total", "population"),
+    ("population_uncovered_before", "without access before"),
+    ("population_uncovered", "without access after"),
+    ("population_covered", "with access after"),
+    ("cost_total", "cost EUR/year"), ("budget", "budget EUR/year"),
+    ("sites_opened", "sites opened"), ("cabinets", "cabinets secondaires"), ("centres", "centres de santé"),
+    ("physician_days_per_week", "physician-days/week moved"), ("salaried_fte", "salaried FTE"),
+    ("check_ok", "checker passed"), ("fingerprint", "instance fingerprint"),
+]
+
+
+def _labels(folders: list[Path]) -> list[str]:
+    names = [f.name or str(f) for f in folders]
+    if len(set(names)) < len(names):
+        names = [str(f) for f in folders]
+    return names
+
+
+def compare(folders: list[str | Path]) -> dict[str, pd.DataFrame]:
+    """Indicators and site differences of the solution folders, in the order given."""
+    folders = [Path(f) for f in folders]
+    if len(folders) < 2:
+        raise InputError("compare needs at least two solution folders", column="DIRS",
+                         fix="give two or more folders written by optisite solve")
+    labels = _labels(folders)
+    rows, site_cols, site_info = [], {}, {}
+    for label, folder in zip(labels, folders):
+        sol = read_solution(folder)
+        S = sol.summary
+        by_kind = S.get("sites_opened_by_kind", {})
+        funders = {f"cost_{k}": v for k, v in (S.get("cost_by_funder") or {}).items()}
+        rows.append({
+            "scenario": label, "folder": str(folder), "model": S.get("model"), "status": S.get("status"),
+            "gap": S.get("gap"), "population_total": S.get("population_total"),
+            "population_uncovered_before": S.get("population_uncovered_before"),
+            "population_uncovered": S.get("population_uncovered"),
+            "population_covered": S.get("population_covered"),
+            "cost_total": S.get("cost_total"), "budget": S.get("budget"),
+            "sites_opened": len(S.get("open_sites", [])),
+            "cabinets": by_kind.get("cabinet_secondaire"), "centres": by_kind.get("centre_de_sante"),
+            "physician_days_per_week": S.get("physician_days_per_week"), "salaried_fte": S.get("salaried_fte"),
+            "check_ok": (S.get("check") or {}).get("ok"),
+            "fingerprint": (S.get("instance") or {}).get("fingerprint"),
+            **funders,
+        })
+        s = sol.sites
+        amount = np.where(s["kind"] == "centre_de_sante", s["fte"].astype(float), s["days_per_week"].astype(float))
+        site_cols[label] = pd.Series(amount, index=s["site_id"].astype(str).to_numpy())
+        for r in s.itertuples():
+            site_info.setdefault(str(r.site_id), {"kind": r.kind, "zone_id": r.zone_id, "name": r.name})
+    indicators = pd.DataFrame(rows)
+    ids = sorted(site_info)
+    sites = pd.DataFrame({"site_id": ids,
+                          "kind": [site_info[i]["kind"] for i in ids],
+                          "zone_id": [site_info[i]["zone_id"] for i in ids],
+                          "name": [site_info[i]["name"] for i in ids]})
+    for label in labels:
+        sites[label] = site_cols[label].reindex(ids).to_numpy()
+    opened = sites[labels].notna()
+    sites["opened_in"] = opened.sum(axis=1).astype(int)
+    sites["in_all"] = sites["opened_in"] == len(labels)
+    return {"indicators": indicators, "sites": sites, "labels": labels}
+
+
+def compare_html(result: dict) -> str:
+    from .report import TEMPLATES, environment
+
+    env = environment()
+    css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    ind, sites, labels = result["indicators"], result["sites"], result["labels"]
+    by_label = {r["scenario"]: r for r in ind.to_dict("records")}
+    funder_keys = sorted(c for c in ind.columns if c.startswith("cost_") and c != "cost_total")
+    indicator_rows = [(key, title) for key, title in INDICATORS] + [(k, "paid by " + k[5:]) for k in funder_keys]
+    diff = sites[~sites["in_all"]].to_dict("records")
+    fingerprints = set(ind["fingerprint"].dropna())
+    return env.get_template("compare.html").render(
+        css=css, labels=labels, by_label=by_label, indicator_rows=indicator_rows, diff=diff,
+        common=int(sites["in_all"].sum()), same_instance=len(fingerprints) <= 1, sites=sites.to_dict("records"))
+
+
+def write_compare(result: dict, out: str | Path, *, force: bool = False) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--out '{out}' is a file; give a folder path")
+    if out.exists() and not force and any((out / f).exists() for f in COMPARE_FILES):
+        raise OutputExistsError(f"'{out}' already holds a comparison; give --force to replace it")
+    html = compare_html(result)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".compare.tmp-", dir=out))
+    try:
+        result["indicators"].to_csv(tmp / "compare.csv", index=False, lineterminator="\n", float_format="%.10g")
+        result["sites"].to_csv(tmp / "compare_sites.csv", index=False, lineterminator="\n", float_format="%.10g")
+        (tmp / "compare.html").write_text(html, encoding="utf-8")
+        for f in COMPARE_FILES:
+            os.replace(tmp / f, out / f)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+__all__ = ["compare", "compare_html", "write_compare"]
