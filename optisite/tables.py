@@ -10,7 +10,7 @@ import csv
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 import pandas as pd
@@ -52,20 +52,28 @@ def resolve_inside(root: Path, relative: str, *, manifest: str, key: str) -> Pat
     if "\x00" in relative:
         raise InputError("table path contains a NUL byte", file=manifest, column=key,
                          fix="write a plain relative path")
-    candidate = Path(relative)
-    if candidate.is_absolute() or candidate.drive:
-        raise InputError(f"table path '{relative}' is absolute", file=manifest, column=key,
+    shown = relative if len(relative) <= 80 else relative[:77] + "..."
+    if PureWindowsPath(relative).anchor or Path(relative).is_absolute():
+        raise InputError(f"table path '{shown}' is absolute", file=manifest, column=key,
                          fix="write a path relative to the instance folder")
+    # A manifest written on Windows may use backslashes; they separate folders here too.
+    candidate = Path(relative.replace("\\", "/"))
     root_real = Path(os.path.realpath(root))
-    target = Path(os.path.realpath(root_real / candidate))
-    if target != root_real and root_real not in target.parents:
+    try:
+        target = Path(os.path.realpath(root_real / candidate))
+        inside = target == root_real or root_real in target.parents
+        exists = inside and target.is_file()
+    except (OSError, ValueError) as exc:  # name too long, and the like
+        raise InputError(f"table path '{shown}' cannot be used ({type(exc).__name__})", file=manifest,
+                         column=key, fix="write a short relative path") from None
+    if not inside:
         raise InputError(
-            f"table path '{relative}' leads outside the instance folder",
+            f"table path '{shown}' leads outside the instance folder",
             file=manifest, column=key,
             fix="copy the table into the instance folder and name it relative to it",
         )
-    if not target.is_file():
-        raise InputError(f"table file '{relative}' does not exist", file=manifest, column=key,
+    if not exists:
+        raise InputError(f"table file '{shown}' does not exist", file=manifest, column=key,
                          fix="check the file name in [tables]")
     return target
 

@@ -717,3 +717,25 @@ def test_degrees_with_projected_crs_are_refused(tiny_copy):
     replace_in(tiny_copy, "instance.toml", 'supply_source = "user"', 'supply_source = "user"\ncrs = "EPSG:2154"')
     msg = assert_refused(tiny_copy, file="zones.csv", row=2, column="lon", contains="outside the area of EPSG:2154")
     assert "RGF93" in msg or "France" in msg
+
+
+@pytest.mark.parametrize("path, contains", [
+    ("C:/data/zones.csv", "absolute"),
+    ("C:\\\\data\\\\zones.csv", "absolute"),
+    ("\\\\\\\\server\\\\share\\\\zones.csv", "absolute"),
+    ("..\\\\..\\\\etc\\\\passwd", "outside the instance folder"),
+    ("a" * 5000 + ".csv", "cannot be used"),
+    ("sub/../../zones.csv", "outside the instance folder"),
+    (".", "does not exist"),
+])
+def test_odd_table_paths(tiny_copy, path, contains):
+    replace_in(tiny_copy, "instance.toml", '"zones.csv"', f'"{path}"')
+    msg = assert_refused(tiny_copy, file="instance.toml", column="tables.zones", contains=contains)
+    assert len(msg) < 400
+
+
+def test_backslash_relative_path_inside(tiny_copy):
+    (tiny_copy / "data").mkdir()
+    (tiny_copy / "zones.csv").rename(tiny_copy / "data" / "zones.csv")
+    replace_in(tiny_copy, "instance.toml", '"zones.csv"', '"data\\\\zones.csv"')
+    assert len(load_instance(tiny_copy).zones) == 6
