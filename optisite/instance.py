@@ -139,6 +139,19 @@ class Instance:
         pr["max_travel_minutes"] = pr["max_travel_minutes"].where(
             pr["max_travel_minutes"].notna(), p.max_travel_minutes
         )
+        # A practice cannot give away more days a week than its physicians work.
+        worked = pr["physicians"] * p.days_per_fte
+        bad = pr["secondary_days"] > worked + 1e-9
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            label, row = self.inputs.locate("practices", pos)
+            raise InputError(
+                f"practice '{pr.index[pos]}' gives {pr['secondary_days'].iloc[pos]:g} secondary days a "
+                f"week but its {pr['physicians'].iloc[pos]:g} FTE work {worked.iloc[pos]:g} "
+                f"(days_per_fte = {p.days_per_fte:g})",
+                file=label, row=row, column="secondary_days",
+                fix="lower secondary_days to at most physicians x days_per_fte",
+            )
         return pr
 
     @property
@@ -186,6 +199,7 @@ class Instance:
             manifest_parameters=self.manifest_parameters,
         )
         new.sites  # per-site bounds against the new kind defaults fail here, not mid-solve
+        new.practices
         return new
 
     def summary(self) -> dict[str, Any]:
@@ -293,6 +307,7 @@ def load_instance(folder: str | Path, overrides: Mapping[str, Any] | None = None
                         supply_source=supply_source, provenance=dict(provenance), folder=root,
                         manifest_parameters=dict(params))
     instance.sites  # resolve now so that per-site inconsistencies surface at load time
+    instance.practices
     return instance
 
 
@@ -315,6 +330,7 @@ def instance_from_frames(zones: pd.DataFrame, sites: pd.DataFrame,
                     parameters=Parameters().with_overrides(parameters or {}),
                     supply_source=supply_source, provenance=dict(provenance or {}))
     inst.sites
+    inst.practices
     return inst
 
 

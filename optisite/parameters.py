@@ -209,6 +209,7 @@ class Parameters:
         pairs = [
             ("cabinet_min_days", "cabinet_max_days"),
             ("centre_min_fte", "centre_max_fte"),
+            ("max_secondary_days_per_gp", "days_per_fte"),
         ]
         for lo, hi in pairs:
             if getattr(self, lo) > getattr(self, hi):

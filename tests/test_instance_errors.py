@@ -739,3 +739,23 @@ def test_backslash_relative_path_inside(tiny_copy):
     (tiny_copy / "zones.csv").rename(tiny_copy / "data" / "zones.csv")
     replace_in(tiny_copy, "instance.toml", '"zones.csv"', '"data\\\\zones.csv"')
     assert len(load_instance(tiny_copy).zones) == 6
+
+
+def test_practice_gives_more_days_than_it_works(tiny_copy):
+    write(tiny_copy, "practices.csv", "practice_id,zone_id,physicians,secondary_days\n"
+          "P-A,01001,3,2\nP-C,01003,1,6\n")
+    assert_refused(tiny_copy, file="practices.csv", row=3, column="secondary_days",
+                   contains="gives 6 secondary days a week but its 1 FTE work 5")
+
+
+def test_practice_days_checked_against_layered_parameters(tiny_copy):
+    write(tiny_copy, "practices.csv", "practice_id,zone_id,physicians,secondary_days\nP-A,01001,1,4\n")
+    inst = load_instance(tiny_copy)
+    assert inst.practices.loc["P-A", "secondary_days"] == 4
+    with pytest.raises(InputError, match=r"^practices\.csv, row 2, column 'secondary_days'"):
+        inst.with_parameters({"days_per_fte": 3}, file="options")
+
+
+def test_secondary_days_per_gp_above_days_worked(tiny_copy):
+    set_parameters(tiny_copy, "max_secondary_days_per_gp = 6")
+    assert_refused(tiny_copy, file="instance.toml", column="max_secondary_days_per_gp", contains="larger than days_per_fte")
