@@ -1,0 +1,189 @@
+"""report.html: rendered in headless Chromium, numbers in the DOM equal solution.json, data escaped."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from optisite.cli import main
+from optisite.instance import load_instance
+from optisite.report import render_report
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "instances" / "nievre-58"  # a shipped département with commune polygons
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCRIPT = "<script>alert(1)</script>"
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail("chromium is not installed: install the Debian package chromium "
+                    "(apt-get install -y chromium); .ci/run does it when absent")
+    return exe
+
+
+def browse(html_file: Path, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args,
+                               html_file.resolve().as_uri()],
+                              capture_output=True, timeout=120, cwd=html_file.parent)
+
+
+class _Values(HTMLParser):
+    """id -> data-value of every element carrying both."""
+
+    def __init__(self):
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self.images: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a and "data-value" in a:
+            self.values[a["id"]] = a["data-value"]
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        if tag == "script":
+            self.scripts += 1
+
+
+def dom_values(html: str) -> _Values:
+    p = _Values()
+    p.feed(html)
+    return p
+
+
+@pytest.fixture(scope="module")
+def shipped_solution(tmp_path_factory):
+    assert (SHIPPED / "instance.toml").is_file(), "the shipped département instances/nievre-58 is missing"
+    out = tmp_path_factory.mktemp("report") / "nievre-coverage"
+    r = CliRunner().invoke(main, ["solve", str(SHIPPED), "--model", "coverage", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+NUMBERS = {  # DOM id -> solution.json key
+    "population-total": "population_total",
+    "population-uncovered-before": "population_uncovered_before",
+    "population-uncovered": "population_uncovered",
+    "population-covered": "population_covered",
+    "cost-total": "cost_total",
+    "budget": "budget",
+    "objective": "objective",
+    "bound": "bound",
+    "gap": "gap",
+}
+
+
+def test_report_renders_in_chromium_with_the_numbers_of_solution_json(shipped_solution):
+    html_file = shipped_solution / "report.html"
+    assert html_file.is_file()
+    summary = json.loads((shipped_solution / "solution.json").read_text(encoding="utf-8"))
+
+    shot = shipped_solution.parent / "report.png"
+    r = browse(html_file, f"--screenshot={shot}", "--window-size=1280,2000")
+    assert r.returncode == 0 and shot.is_file(), r.stderr.decode(errors="replace")[-2000:]
+    from matplotlib.image import imread
+
+    pixels = imread(str(shot))
+    assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
+    assert float(np.var(pixels[..., :3])) > 1e-3, "the screenshot is blank"
+    # the map (coloured polygons) is on screen: many distinct colours, not just text on white
+    colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 200
+
+    r = browse(html_file, "--dump-dom")
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    dom = dom_values(r.stdout.decode("utf-8"))
+    for dom_id, key in NUMBERS.items():
+        assert dom_id in dom.values, dom_id
+        assert float(dom.values[dom_id]) == summary[key], (dom_id, dom.values[dom_id], summary[key])
+    assert int(dom.values["sites-opened"]) == len(summary["open_sites"])
+    assert dom.values["status"] == summary["status"]
+    assert dom.values["model"] == summary["model"] == "coverage"
+    assert dom.values["check-ok"] == "true" and summary["check"]["ok"] is True
+    assert dom.values["fingerprint"] == summary["instance"]["fingerprint"]
+    assert dom.values["supply-source"] == "illustrative"
+    assert "illustrative-warning" in r.stdout.decode("utf-8")
+    # self-contained: the one image is an inline PNG, no script, no external reference
+    assert dom.images and all(src.startswith("data:image/png;base64,") for src in dom.images)
+    assert dom.scripts == 0
+    text = html_file.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text
+
+
+def test_report_uses_commune_polygons_and_shows_uncovered_communes(shipped_solution):
+    inst = load_instance(SHIPPED)
+    assert inst.geometry is not None
+    text = (shipped_solution / "report.html").read_text(encoding="utf-8")
+    assert "Commune boundaries from the instance" in text
+    summary = json.loads((shipped_solution / "solution.json").read_text(encoding="utf-8"))
+    for sid in summary["open_sites"]:
+        assert f'data-site="{sid}"' in text
+
+
+def test_report_command_rerenders_only_report_html(shipped_solution, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(shipped_solution, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "report.html"}
+    (folder / "report.html").unlink()
+    r = CliRunner().invoke(main, ["report", str(folder), str(SHIPPED)])
+    assert r.exit_code == 0, r.output
+    assert (folder / "report.html").is_file()
+    after = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "report.html"}
+    assert after == before
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
+def test_report_refuses_another_instance(shipped_solution):
+    r = CliRunner().invoke(main, ["report", str(shipped_solution), str(ROOT / "instances" / "tiny")])
+    assert r.exit_code == 2
+    assert "fingerprint" in r.output
+
+
+def test_commune_name_with_a_script_tag_is_escaped(tiny_copy, tmp_path):
+    zones = tiny_copy / "zones.csv"
+    text = zones.read_text(encoding="utf-8")
+    assert "Village E" in text  # the commune that stays uncovered: it appears in the tables
+    zones.write_text(text.replace("Village E", SCRIPT), encoding="utf-8")
+    manifest = tiny_copy / "instance.toml"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace(
+        'name = "Tiny hand-made test instance"', f'name = "{SCRIPT}"'), encoding="utf-8")
+    out = tmp_path / "sol"
+    r = CliRunner().invoke(main, ["solve", str(tiny_copy), "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert SCRIPT not in html
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    zones_csv = (out / "zones.csv").read_text(encoding="utf-8")
+    assert SCRIPT in zones_csv  # the data kept the name; only the HTML escapes it
+    # the escaped name shows as text in a browser, and nothing runs
+    r = browse(out / "report.html", "--dump-dom")
+    assert r.returncode == 0
+    assert dom_values(r.stdout.decode("utf-8")).scripts == 0
+
+
+def test_tiny_report_draws_points_and_matches_summary(tiny_copy, tmp_path):
+    from optisite.solve import solve
+    from optisite.solver import SolveOptions
+
+    inst = load_instance(tiny_copy)
+    sol = solve(inst, SolveOptions(model="staffing"))
+    html = render_report(inst, sol)
+    dom = dom_values(html)
+    assert float(dom.values["population-uncovered"]) == sol.summary["population_uncovered"]
+    assert float(dom.values["cost-total"]) == sol.summary["cost_total"]
+    assert "each zone is drawn as a point" in html
+    assert "illustrative-warning" not in html
+    assert 'id="schedule-table"' in html and 'id="apl-table"' in html
