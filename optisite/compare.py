@@ -85,6 +85,8 @@ def compare(folders: list[str | Path]) -> dict[str, pd.DataFrame]:
     opened = sites[labels].notna()
     sites["opened_in"] = opened.sum(axis=1).astype(int)
     sites["in_all"] = sites["opened_in"] == len(labels)
+    amounts = sites[labels].astype(float)
+    sites["differs"] = ~sites["in_all"] | (amounts.max(axis=1) - amounts.min(axis=1) > 1e-9)
     return {"indicators": indicators, "sites": sites, "labels": labels}
 
 
@@ -97,11 +99,12 @@ def compare_html(result: dict) -> str:
     by_label = {r["scenario"]: r for r in ind.to_dict("records")}
     funder_keys = sorted(c for c in ind.columns if c.startswith("cost_") and c != "cost_total")
     indicator_rows = [(key, title) for key, title in INDICATORS] + [(k, "paid by " + k[5:]) for k in funder_keys]
-    diff = sites[~sites["in_all"]].to_dict("records")
+    diff = sites[sites["differs"]].to_dict("records")
     fingerprints = set(ind["fingerprint"].dropna())
     return env.get_template("compare.html").render(
         css=css, labels=labels, by_label=by_label, indicator_rows=indicator_rows, diff=diff,
-        common=int(sites["in_all"].sum()), same_instance=len(fingerprints) <= 1, sites=sites.to_dict("records"))
+        common=int(sites["in_all"].sum()), same=int((~sites["differs"]).sum()),
+        same_instance=len(fingerprints) <= 1, sites=sites.to_dict("records"))
 
 
 def write_compare(result: dict, out: str | Path, *, force: bool = False) -> Path:
