@@ -181,7 +181,7 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
                 a = zl.reindex(sched["practice_zone_id"].astype(str)).to_numpy()
                 b = zl.reindex(sched["site_zone_id"].astype(str)).to_numpy()
                 for (x0, y0), (x1, y1) in zip(a, b):
-                    ax.plot([x0, x1], [y0, y1], color="#1f4e9c", linewidth=0.9, alpha=0.8, zorder=3)
+                    ax.plot([x0, x1], [y0, y1], color="#0b2a66", linewidth=1.6, alpha=0.9, zorder=3)
             for kind, marker, color in (("cabinet_secondaire", "^", "#1f4e9c"),
                                         ("centre_de_sante", "s", "#7b2d8e")):
                 k = sites[sites["kind"] == kind]
