@@ -30,6 +30,7 @@ from .instance import Instance, load_instance
 from .solver import SolveOptions
 
 PER = 100_000.0  # "inhabitants per EUR 100,000"
+KNEE_MIN = 0.02  # least height of the knee above the chord, as a share of the normalised curve
 FRONTIER_FILES = ("frontier.csv", "frontier.png", "frontier.html")
 COLUMNS = ["budget", "status", "objective", "bound", "gap", "population_total", "population_covered",
            "population_uncovered", "population_covered_before", "cost_total", "sites_opened",
@@ -132,7 +133,8 @@ def knee_index(budget: np.ndarray, covered: np.ndarray) -> int | None:
     cy = (covered - covered[0]) / span
     d = cy - bx
     i = int(np.argmax(d))
-    return i if d[i] > 1e-9 and 0 < i < len(budget) - 1 else None
+    # a nearly straight curve has no knee: ask for 2 % of the normalised range above the chord
+    return i if d[i] >= KNEE_MIN and 0 < i < len(budget) - 1 else None
 
 
 def monotonicity(df: pd.DataFrame) -> list[str]:
@@ -188,7 +190,9 @@ def frontier_png(df: pd.DataFrame, title: str, *, dpi: int = 110) -> bytes:
     b = df["budget"].to_numpy(float) / 1000.0
     c = df["population_covered"].to_numpy(float)
     total = float(df["population_total"].max())
-    ax.plot(b, c, "-o", color="#1f4e9c", markersize=5, label="inhabitants with access (plan)")
+    # steps: between two solved budgets only the cheaper plan is known to be affordable
+    ax.plot(b, c, "o", color="#1f4e9c", markersize=5, drawstyle="steps-post", linestyle="-",
+            label="inhabitants with access (solved budgets)")
     ax.axhline(total, color="#777777", linestyle=":", linewidth=1, label=f"population {total:,.0f}")
     before = float(df["population_covered_before"].iloc[0])
     ax.axhline(before, color="#b3261e", linestyle="--", linewidth=1, label=f"existing supply only {before:,.0f}")
@@ -209,7 +213,7 @@ def frontier_png(df: pd.DataFrame, title: str, *, dpi: int = 110) -> bytes:
     ax.set_ylabel("inhabitants with access")
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8.5, frameon=False)
+    ax.legend(loc="center right", fontsize=8.5, frameon=True, framealpha=0.9)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
     return buf.getvalue()

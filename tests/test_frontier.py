@@ -112,3 +112,5 @@ def test_a_non_monotone_frontier_is_reported_loudly():
 def test_knee_is_where_returns_start_to_diminish():
     df = pd.DataFrame({"budget": [0, 10, 20, 30, 40], "population_covered": [0, 80, 90, 95, 100]})
     assert analyse(df)["knee"].tolist() == [False, True, False, False, False]
+    straight = pd.DataFrame({"budget": [0, 10, 20, 30], "population_covered": [0, 10.1, 20.1, 30]})
+    assert not analyse(straight)["knee"].any()
