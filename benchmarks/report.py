@@ -44,7 +44,7 @@ def fmt(df: pd.DataFrame) -> pd.DataFrame:
             d[c] = d[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.0f}")
     for c in ("gap_pct",):
         d[c] = d[c].map(lambda v: "" if math.isnan(v) else f"{v:.3f}")
-    for c in [c for c in d.columns if c.endswith("_s") or c == "ratio" or c.startswith("time_vs")]:
+    for c in [c for c in d.columns if c.endswith("_s") or "time_vs" in c]:
         d[c] = d[c].map(lambda v: "" if v is None or math.isnan(v) else f"{v:.2f}")
     return d.fillna("")
 

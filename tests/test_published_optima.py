@@ -19,6 +19,7 @@ recomputed from the raw files, independently of the model and of its pair set.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ BENCH = SHARED / "benchmarks"
 def _instances_module():
     spec = importlib.util.spec_from_file_location("optisite_bench_instances", REPO / "benchmarks" / "instances.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up here
     spec.loader.exec_module(mod)
     return mod
 
