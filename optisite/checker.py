@@ -187,7 +187,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
     zin = instance.zones
     if sorted(z.index) != sorted(zin.index):
         v.append("zones.csv does not list exactly the instance's zones")
-        z = z.reindex(zin.index)
+    z = z.reindex(zin.index)  # compare zone by zone, whatever the row order of zones.csv
     pop = zin["population"]
     practice_zones = pr["zone_id"]
     if model == "coverage":
@@ -212,7 +212,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
                      f"{mins[i]:.1f} min away, beyond the {p.coverage_minutes:g}-min cutoff")
         if (a["consultations"].astype(float) < -1e-9).any():
             v.append("assignment.csv has a negative flow")
-        load = a.groupby("source_id")["consultations"].sum()
+        load = a.groupby("source_id")["consultations"].sum().astype(float)
         capacity = pd.concat([
             pd.Series(pr["physicians"] * D * per_day - days_out * per_day, index=pr.index),
             pd.Series(s["capacity"].astype(float).to_numpy(), index=s.index)])
@@ -224,7 +224,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
         prac = sol.practices.set_index("practice_id").reindex(pr.index)
         if not np.allclose(prac["capacity_after"].astype(float), capacity.reindex(pr.index).to_numpy(), rtol=1e-9, atol=1e-6):
             v.append("practices.csv capacity_after differs from physicians x days x productivity minus days given")
-        served = a.groupby("zone_id")["consultations"].sum().reindex(zin.index).fillna(0.0)
+        served = a.groupby("zone_id")["consultations"].sum().reindex(zin.index).fillna(0.0).astype(float)
         demand = zin["demand"]
         over = served > demand * (1 + REL) + 1e-6
         if over.any():

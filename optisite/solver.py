@@ -127,6 +127,13 @@ def _cancel_on_signal(opt: Highs, caught: list[str]):
 
 
 def _run(opt: Highs, m, name: str, time_left: float | None) -> StageResult:
+    if not any(not v.fixed for v in m.component_data_objects(pyo.Var, descend_into=True)):
+        # Nothing left to decide (no reachable candidate, everyone already covered, or all
+        # decisions forced): HiGHS refuses an empty model, and the answer is the constant.
+        obj = next(m.component_data_objects(pyo.Objective, active=True))
+        value = float(pyo.value(obj.expr))
+        return StageResult(name=name, status="optimal", objective=value, bound=value, gap=0.0,
+                           has_solution=True, extra={"empty_model": True})
     timer = HierarchicalTimer()
     if time_left is not None:
         opt.config.time_limit = max(time_left, 0.01)
@@ -287,6 +294,8 @@ def _canonical(opt: Highs, m, cost_held: float, time_left) -> list[StageResult]:
     fixed = [v for v in ints if not v.fixed]
     for v in fixed:
         v.fix(round(v.value or 0.0))
+    for o in list(m.component_data_objects(pyo.Objective, active=True)):
+        o.deactivate()  # stage 3 may have been skipped (no integer decision left)
     m.obj_flows = pyo.Objective(expr=sum(tie_weight(v.name) * v for v in flows), sense=pyo.maximize)
     fourth = _run(opt, m, "flows", left)
     out.append(fourth)

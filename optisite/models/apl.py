@@ -47,7 +47,7 @@ class AplData:
 def prepare(instance: Instance, pairs: pd.DataFrame, links: pd.DataFrame,
             force_open=(), force_closed=()) -> AplData:
     p = instance.parameters
-    st = staffing.prepare(instance, pairs, links, force_open, force_closed)
+    st = staffing.prepare(instance, pairs, links, force_open, force_closed, tighten=False)
     coef = apl_linear_coefficients(instance)
     per_day = p.consultations_per_day_liberal * p.working_weeks  # consultations/year per weekly day
     per_fte = p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks

@@ -60,7 +60,7 @@ class StaffingData:
 
 
 def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
-            force_open=(), force_closed=()) -> StaffingData:
+            force_open=(), force_closed=(), *, tighten: bool = True) -> StaffingData:
     """Reduce the instance to the model's sets; refuse forced decisions that cannot hold."""
     p = instance.parameters
     unit = p.consultations_per_inhabitant
@@ -118,6 +118,18 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
 
     per_day = p.consultations_per_day_liberal * p.working_weeks / unit
     per_fte = p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks / unit
+    if tighten:
+        # Staffing beyond what the reachable demand can absorb covers nobody and only costs:
+        # cap days and FTE at that (never below the minimum presence). This tightens the
+        # opening links (issue 6) without changing the lexicographic optimum. Not valid for
+        # the apl model, where supply counts whether or not demand absorbs it.
+        reach = flows.merge(zones["demand"], left_on="zone_id", right_index=True).groupby("source_id")["demand"].sum()
+        need_days = np.ceil(reach.reindex(cabinets.index).fillna(0.0) / per_day - 1e-9).astype(int)
+        give_days = reach_days.reindex(cabinets.index).fillna(0).astype(int)
+        cabinets["max_days"] = np.minimum(cabinets["max_days"],
+                                          np.maximum(np.minimum(need_days, give_days), np.maximum(cabinets["min_days"], 1)))
+        need_fte = np.ceil(reach.reindex(centres.index).fillna(0.0) / per_fte - 1e-9).astype(int)
+        centres["max_fte"] = np.minimum(centres["max_fte"], np.maximum(need_fte, np.maximum(centres["min_fte"], 1)))
     data = StaffingData(
         practices=practices, cabinets=cabinets, centres=centres, links=links, flows=flows,
         zones=zones, unit=unit, per_day=per_day, per_fte=per_fte, days_per_fte=p.days_per_fte,
@@ -269,7 +281,11 @@ def decisions(m, data: StaffingData) -> dict:
     opened_cab = [c for c in m.C if val(m.y[c]) > 0.5]
     flows = pd.DataFrame(
         [(z, s, val(m.x[z, s]) * data.unit) for z, s in m.X], columns=["zone_id", "source_id", "consultations"])
-    flows = flows[flows["consultations"] > 1e-9].reset_index(drop=True)
+    # Solver round-off leaves flows of 1e-9 to sites that are closed or staffed at zero:
+    # drop them so that the tables only send demand to sources that exist.
+    staffed = set(days["site_id"]) | set(fte.index) | set(data.practices.index)
+    flows = flows[(flows["consultations"] > 1e-6) & flows["source_id"].isin(staffed)].reset_index(drop=True)
+    opened_cab = [c for c in opened_cab if c in set(days["site_id"])]
     return {
         "open_sites": sorted(opened_cab + list(fte.index)),
         "days": days, "fte": fte, "flows": flows,
