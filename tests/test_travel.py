@@ -238,3 +238,24 @@ def test_pair_limit_from_manifest_reaches_cli(tiny_copy):
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert result.output.startswith("error: instance.toml, column 'max_pairs':")
+
+
+@pytest.mark.parametrize("n", [2000, 8000])
+def test_memory_grows_with_pairs_not_zones_squared(n):
+    """Issue 7: memory of the travel computation is linear in reachable pairs (measured
+    with tracemalloc: about 110-135 bytes a pair at the peak, 35 kept), never n^2."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    ids = pd.Index([f"z{i}" for i in range(n)])
+    tt = TravelTimes.from_coordinates(ids, rng.uniform(2, 6, n), rng.uniform(45, 48, n),
+                                      detour_factor=1.3, speed_kmh=60, max_pairs=5e7)
+    tracemalloc.start()
+    try:
+        pairs = tt.pairs(ids, ids, 20.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert 0 < len(pairs) < n * n / 20  # sparse: a dense matrix would hold n^2 cells
+    assert peak / len(pairs) < 300, f"{peak / len(pairs):.0f} bytes per pair"
+    assert peak < 8 * n * n / 4  # a quarter of a dense float64 (zone, zone) matrix at most
