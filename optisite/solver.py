@@ -189,7 +189,7 @@ def _use_threads(threads: int) -> None:
         _THREADS.append(threads)
 
 
-def solve_lexicographic(m, options: SolveOptions) -> list[StageResult]:
+def solve_lexicographic(m, options: SolveOptions, *, warm_start: bool = False) -> list[StageResult]:
     """Stage 1 (uncovered population), then stage 2 (cost at that coverage), then the
     canonical tie-break (stages 3 and 4, see ``_canonical``).
 
@@ -204,6 +204,7 @@ def solve_lexicographic(m, options: SolveOptions) -> list[StageResult]:
                      "threads": int(options.threads or 0)}
     _use_threads(int(options.threads or 0))
     opt.highs_options = highs_options
+    opt.config.warmstart = warm_start  # the variables' current values are a MIP start
     start = time.perf_counter()
     first = _run(opt, m, "uncovered", options.time_limit)
     stages = [first]

@@ -117,6 +117,29 @@ def build(data: AplData) -> pyo.ConcreteModel:
     return m
 
 
+def set_start(m, staffing_model) -> int:
+    """Copy a solved staffing model's days, openings and FTE into ``m`` and set each b_i
+    to what that plan achieves: a feasible MIP start, so that the apl search begins no
+    worse than the staffing plan. Returns the number of zones the start lifts to T."""
+    for name in ("d", "y", "f", "o"):
+        src, dst = getattr(staffing_model, name), getattr(m, name)
+        for idx, v in dst.items():
+            if not v.fixed:
+                val = src[idx].value if idx in src else 0.0
+                v.set_value(0 if val is None else round(val), skip_validation=True)
+    lifted = 0
+    for i in m.B:
+        m.b[i].set_value(1)  # keep b_i = 1 where the plan's APL reaches T, else 0
+        con = m.apl_link[i] if i in m.apl_link else None
+        holds = con is None or not con.active or (
+            (not con.has_lb() or pyo.value(con.body) >= pyo.value(con.lower) - 1e-9)
+            and (not con.has_ub() or pyo.value(con.body) <= pyo.value(con.upper) + 1e-9))
+        if not holds:
+            m.b[i].set_value(0)
+        lifted += int(holds)
+    return lifted
+
+
 def decisions(m, data: AplData) -> dict:
     """Staffing read back, then demand flows assigned by an LP with that staffing fixed."""
     st = data.staffing
