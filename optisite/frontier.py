@@ -3,7 +3,8 @@
 ``solve_budget(instance_or_folder, budget, options)`` is one honest solve (to the
 requested gap) at one budget, checked by the independent checker, returned as a
 plain dict: a pure function of its arguments, so a batch runner (Dask) can map it
-over budgets. ``run_frontier`` maps it serially; ``analyse`` adds what each step
+over budgets. ``run_frontier`` maps it serially, or on Dask through
+:mod:`optisite.batch` when given workers or a scheduler; ``analyse`` adds what each step
 buys (inhabitants per EUR 100,000), marks the knee and checks monotonicity: more
 budget must never cover fewer people, and a point that does is reported loudly
 (it would be a solver tolerance at best, a bug at worst), never hidden by
@@ -110,16 +111,65 @@ def solve_budget(instance: Instance | str | Path, budget: float, options: SolveO
 
 
 def run_frontier(instance: Instance | str | Path, budgets: Iterable[float], options: SolveOptions,
-                 *, on_point: Callable[[dict], None] | None = None) -> pd.DataFrame:
-    """Solve every budget (serially) and return the analysed frontier table."""
+                 *, on_point: Callable[[dict], None] | None = None, workers: int | None = None,
+                 scheduler: Any = None) -> pd.DataFrame:
+    """Solve every budget and return the analysed frontier table.
+
+    Serially in this process by default (the first failure raises). With ``workers``
+    (a LocalCluster of that many processes) or ``scheduler`` (a Dask address or
+    ``distributed.Client``) the budgets are solved on Dask, one HiGHS thread each
+    (see :mod:`optisite.batch`): the rows are the same as serially, and a budget
+    whose solve fails becomes a row with status ``failed`` and the message in
+    ``note`` (if every budget fails, :class:`~optisite.batch.BatchError` is raised).
+    ``on_point`` gets each row as it completes.
+    """
     inst = load_instance(instance) if isinstance(instance, (str, Path)) else instance
     rows = []
-    for b in sorted(budgets):
-        row = solve_budget(inst, b, options)
+    if workers is None and scheduler is None:
+        for b in sorted(budgets):
+            row = solve_budget(inst, b, options)
+            rows.append(row)
+            if on_point is not None:
+                on_point(row)
+        return analyse(pd.DataFrame(rows, columns=COLUMNS))
+    from .batch import BatchError, Task, run_batch
+
+    def done(res) -> None:
+        row = res.value if res.ok else failed_row(res.task.budget, res.error)
         rows.append(row)
         if on_point is not None:
             on_point(row)
+
+    results = run_batch([Task(inst, b, options) for b in sorted(budgets)], scheduler=scheduler,
+                        workers=workers, on_result=done)
+    if results and not any(r.ok for r in results):
+        raise BatchError.of(results)
     return analyse(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def failed_row(budget: float, message: str) -> dict[str, Any]:
+    """The frontier row of a budget whose solve failed: no numbers, the one-line error in ``note``."""
+    row: dict[str, Any] = {c: np.nan for c in COLUMNS}
+    row.update(budget=float(budget), status="failed", sites_opened=0, open_sites="", check_ok=False,
+               violations="", note=message)
+    return row
+
+
+def failures(df: pd.DataFrame) -> list[str]:
+    """``"budget B: <error>"`` for every failed point."""
+    return [f"budget {r['budget']:,.0f}: {r['note']}" for _, r in df.iterrows() if r["status"] == "failed"]
+
+
+def problems(df: pd.DataFrame) -> list[str]:
+    """Everything that makes a frontier unfit for use: non-monotone points, checker failures,
+    failed solves."""
+    out = monotonicity(df)
+    for _, r in df.iterrows():
+        if r["status"] == "failed":
+            out.append(f"budget {r['budget']:,.0f}: solve failed: {r['note']}")
+        elif not r["check_ok"]:
+            out.append(f"budget {r['budget']:,.0f}: checker: {r['violations']}")
+    return out
 
 
 def knee_index(budget: np.ndarray, covered: np.ndarray) -> int | None:
@@ -159,17 +209,19 @@ def monotonicity(df: pd.DataFrame) -> list[str]:
 
 
 def analyse(df: pd.DataFrame) -> pd.DataFrame:
-    """Add the marginal value of each step and the knee mark."""
+    """Add the marginal value of each step and the knee mark (failed points are skipped)."""
     df = df.sort_values("budget").reset_index(drop=True)
-    db = df["budget"].diff()
-    dc = df["population_covered"].diff()
+    ok = df["population_covered"].notna()
+    solved = df[ok]
+    db = solved["budget"].diff()
+    dc = solved["population_covered"].diff()
     df["extra_budget"] = db
     df["extra_covered"] = dc
-    df["inhabitants_per_100k_eur"] = np.where(db > 0, dc / db * PER, np.nan)
-    k = knee_index(df["budget"].to_numpy(float), df["population_covered"].to_numpy(float))
+    df["inhabitants_per_100k_eur"] = pd.Series(np.where(db > 0, dc / db * PER, np.nan), index=solved.index)
+    k = knee_index(solved["budget"].to_numpy(float), solved["population_covered"].to_numpy(float))
     df["knee"] = False
     if k is not None:
-        df.loc[k, "knee"] = True
+        df.loc[solved.index[k], "knee"] = True
     return df
 
 
@@ -194,8 +246,10 @@ def frontier_png(df: pd.DataFrame, title: str, *, dpi: int = 110) -> bytes:
     ax.plot(b, c, "o", color="#1f4e9c", markersize=5, drawstyle="steps-post", linestyle="-",
             label="inhabitants with access (solved budgets)")
     ax.axhline(total, color="#777777", linestyle=":", linewidth=1, label=f"population {total:,.0f}")
-    before = float(df["population_covered_before"].iloc[0])
-    ax.axhline(before, color="#b3261e", linestyle="--", linewidth=1, label=f"existing supply only {before:,.0f}")
+    known = df["population_covered_before"].dropna()  # failed points have no numbers
+    if len(known):
+        before = float(known.iloc[0])
+        ax.axhline(before, color="#b3261e", linestyle="--", linewidth=1, label=f"existing supply only {before:,.0f}")
     bad = ~df["check_ok"].to_numpy(bool)
     if bad.any():
         ax.plot(b[bad], c[bad], "x", color="#b3261e", markersize=12, label="checker FAILED")
@@ -243,10 +297,9 @@ def write_frontier(df: pd.DataFrame, out: str | Path, *, instance: Instance, opt
         raise OutputExistsError(f"--out '{out}' is a file; give a folder path")
     if out.exists() and not force and any((out / f).exists() for f in FRONTIER_FILES):
         raise OutputExistsError(f"'{out}' already holds a frontier; give --force to replace it")
-    problems = monotonicity(df) + [f"budget {r['budget']:,.0f}: checker: {r['violations']}"
-                                   for _, r in df.iterrows() if not r["check_ok"]]
+    found = problems(df)
     png = frontier_png(df, f"{instance.name}: budget frontier ({options.model} model)")
-    html = frontier_html(df, instance=instance, options=options, png=png, problems=problems, command=command)
+    html = frontier_html(df, instance=instance, options=options, png=png, problems=found, command=command)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".frontier.tmp-", dir=out))
     try:
@@ -265,4 +318,4 @@ def with_model(options: SolveOptions, model: str | None) -> SolveOptions:
 
 
 __all__ = ["parse_budgets", "solve_budget", "run_frontier", "analyse", "monotonicity", "knee_index",
-           "write_frontier", "frontier_png"]
+           "problems", "failures", "failed_row", "write_frontier", "frontier_png"]
