@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Callable
 
 import pandas as pd
+import pyomo.environ as pyo
 
 from . import __version__
 from .errors import InfeasibleError, InputError
@@ -111,8 +112,6 @@ def _apl_start(instance: Instance, pairs, links, options: SolveOptions, m, say):
     """
     from dataclasses import replace
 
-    import pyomo.environ as pyo
-
     from .models import apl as apl_model
 
     total = options.time_limit
@@ -173,10 +172,23 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
 
     start_stages: list[StageResult] = []
     run_options = options
+    warm = False
     if options.model == "apl":
         run_options, start_stages = _apl_start(instance, pairs, links, options, m, say)
+        warm = bool(start_stages)
+    elif options.model == "coverage" and len(data.sites):
+        from .heuristics import greedy_coverage, set_coverage_start
+
+        t1 = time.perf_counter()
+        plan = greedy_coverage(data)
+        set_coverage_start(m, plan)
+        start_value = float(pyo.value(m.uncovered))
+        start_stages = [StageResult(name="start: greedy + swap", status="feasible", objective=start_value,
+                                    seconds=time.perf_counter() - t1, has_solution=True)]
+        say(f"greedy start opens {len(plan)} site(s), {start_value:,.0f} uncovered")
+        warm = True
     say("solving with HiGHS")
-    stages = solve_lexicographic(m, run_options, warm_start=bool(start_stages))
+    stages = solve_lexicographic(m, run_options, warm_start=warm)
     first = stages[0]
     if first.status == "infeasible":
         raise InfeasibleError(

@@ -8,7 +8,7 @@ r"""Budgeted maximal covering (Church and ReVelle 1974, with a budget instead of
     \sum_{j \in J} c_j y_j \le B, \qquad
     y_j \in \{0, 1\}, \; 0 \le z_i \le 1
 
-* :math:`I`: zones with weighted population > 0 not already covered by an existing
+* :math:`I`: zones (classes of zones with the same candidates) with weighted population > 0 not already covered by an existing
   practice and within the cutoff of at least one candidate; :math:`U_0` is the
   weighted population of the other uncovered zones (no candidate can help them).
 * :math:`N_i`: candidate sites within ``coverage_minutes`` of zone *i*.
@@ -82,11 +82,28 @@ def build(data: CoverageData) -> pyo.ConcreteModel:
     return m
 
 
+def zone_classes(data: CoverageData) -> tuple[dict, dict]:
+    """Zones reached by exactly the same candidates are covered together or not at all:
+    one row and one variable per class (key: its first zone id), weight summed.
+    Returns (key -> candidate list, key -> weighted population)."""
+    neighbours = data.pairs.groupby("zone_id", sort=True)["site_id"].apply(tuple)
+    by_set: dict[tuple, str] = {}
+    nb: dict[str, list] = {}
+    weight: dict[str, float] = {}
+    w = data.zones
+    for zid, sites in neighbours.items():
+        key = by_set.setdefault(sites, zid)
+        if key == zid:
+            nb[key] = list(sites)
+            weight[key] = 0.0
+        weight[key] += float(w[zid])
+    return nb, weight
+
+
 def add_sets(m, data: CoverageData) -> None:
     m.J = pyo.Set(initialize=list(data.sites.index), ordered=True)
-    m.I = pyo.Set(initialize=list(data.zones.index), ordered=True)
-    neighbours = data.pairs.groupby("zone_id", sort=True)["site_id"].apply(list)
-    m._neighbours = neighbours.to_dict()
+    m._neighbours, m._class_weight = zone_classes(data)
+    m.I = pyo.Set(initialize=list(m._neighbours), ordered=True)
 
 
 def add_variables(m, data: CoverageData) -> None:
@@ -111,7 +128,7 @@ def add_constraints(m, data: CoverageData) -> None:
 
 
 def add_objectives(m, data: CoverageData) -> None:
-    w = data.zones.to_dict()
+    w = m._class_weight
     m.uncovered = pyo.Expression(expr=data.constant + sum(w[i] * (1 - m.z[i]) for i in m.I))
     m.obj_uncovered = pyo.Objective(expr=m.uncovered, sense=pyo.minimize)
     m.obj_cost = pyo.Objective(expr=m.cost / m.cost_scale, sense=pyo.minimize)
