@@ -351,7 +351,7 @@ def main(argv=None) -> int:
                     help="stop a case whose HiGHS stage runs this many s past --time-limit (default 120)")
     ap.add_argument("--check-max-zones", type=int, default=10_000,
                     help="run solve()'s independent checker only up to this many zones (default 10,000: "
-                         "its coverage scan is zones x sources pointwise, tens of minutes at 35k)")
+                         "its coverage scan is zones x sources pointwise, unfinished after 10 minutes at 35k)")
     ap.add_argument("--skip-reason", default="",
                     help="text written in the status of --skip cases (why they were not run)")
     ap.add_argument("--skip", default="", help="cases not to run, e.g. 35000:staffing (reported as skipped)")
