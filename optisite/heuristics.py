@@ -40,8 +40,7 @@ def greedy_coverage(data: CoverageData, *, swap_seconds: float = 2.0) -> list[st
     is_open = np.zeros(n, bool)
     is_open[[ids.index(s) for s in data.force_open if s in ids]] = True
     forced = is_open.copy()
-    a_csr = a.tocsr()
-    count = np.asarray(a_csr[:, is_open].sum(axis=1)).ravel()  # open sites covering each zone
+    count = np.asarray(a[:, is_open].sum(axis=1)).ravel()  # open sites covering each zone
     left = data.budget - float(c[is_open].sum())
     while True:
         gain = a.T @ (w * (count == 0))

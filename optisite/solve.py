@@ -135,6 +135,19 @@ def _apl_start(instance: Instance, pairs, links, options: SolveOptions, m, say):
     return options, stages
 
 
+def _coverage_start(data, m, say) -> list[StageResult]:
+    """Write the greedy + swap plan into the coverage model as its MIP start."""
+    from .heuristics import greedy_coverage, set_coverage_start
+
+    t = time.perf_counter()
+    plan = greedy_coverage(data)
+    set_coverage_start(m, plan)
+    value = float(pyo.value(m.uncovered))
+    say(f"greedy start opens {len(plan)} site(s), {value:,.0f} uncovered")
+    return [StageResult(name="start: greedy + swap", status="feasible", objective=value,
+                        seconds=time.perf_counter() - t, has_solution=True)]
+
+
 def solve(instance: Instance, options: SolveOptions | None = None, *, check: bool = True,
           command: str | None = None, progress: Progress | None = None) -> Solution:
     """Solve ``instance`` with ``options.model``; the result is checked unless ``check=False``."""
@@ -177,15 +190,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         run_options, start_stages = _apl_start(instance, pairs, links, options, m, say)
         warm = bool(start_stages)
     elif options.model == "coverage" and len(data.sites):
-        from .heuristics import greedy_coverage, set_coverage_start
-
-        t1 = time.perf_counter()
-        plan = greedy_coverage(data)
-        set_coverage_start(m, plan)
-        start_value = float(pyo.value(m.uncovered))
-        start_stages = [StageResult(name="start: greedy + swap", status="feasible", objective=start_value,
-                                    seconds=time.perf_counter() - t1, has_solution=True)]
-        say(f"greedy start opens {len(plan)} site(s), {start_value:,.0f} uncovered")
+        start_stages = _coverage_start(data, m, say)
         warm = True
     say("solving with HiGHS")
     stages = solve_lexicographic(m, run_options, warm_start=warm)

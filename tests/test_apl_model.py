@@ -8,7 +8,6 @@ threshold, then the least cost.
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import numpy as np
@@ -23,49 +22,25 @@ from optisite.cli import main
 from optisite.solve import SolveOptions, solve
 
 from conftest import INSTANCES
-from test_models import minutes_matrix, random_instance
+from test_models import random_instance, staffing_plans
 
 
 def brute_force_apl(inst):
     """(population under T, cost) of the best plan, by enumerating days and FTE."""
     p = inst.parameters
     T = p.apl_threshold
-    tt = minutes_matrix(inst)
-    pr, st = inst.practices, inst.sites
     per_day = p.consultations_per_day_liberal * p.working_weeks
     per_fte = p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks
-    cab = [s for s in st.index if st.at[s, "kind"] == "cabinet_secondaire"]
-    cds = [s for s in st.index if st.at[s, "kind"] == "centre_de_sante"]
-    links = [(pid, c) for pid in pr.index for c in cab
-             if tt.at[pr.at[pid, "zone_id"], st.at[c, "zone_id"]] <= pr.at[pid, "max_travel_minutes"]]
-    give = {pid: int(np.floor(pr.at[pid, "secondary_days"] + 1e-9)) for pid in pr.index}
-    ranges = [range(0, min(give[pid], int(st.at[c, "max_days"])) + 1) for pid, c in links]
-    fte_ranges = [[0] + list(range(int(np.ceil(st.at[h, "min_fte"])), int(st.at[h, "max_fte"]) + 1)) for h in cds]
     pop = inst.zones["population"].astype(float)
-    full = pr["physicians"] * p.days_per_fte * per_day
+    full = inst.practices["physicians"] * p.days_per_fte * per_day
     best = (np.inf, np.inf)
-    for combo in itertools.product(*ranges):
-        days = {l: d for l, d in zip(links, combo) if d > 0}
-        out = {pid: sum(d for (pp, _), d in days.items() if pp == pid) for pid in pr.index}
-        if any(out[pid] > give[pid] for pid in pr.index):
-            continue
-        cab_days = {c: sum(d for (_, cc), d in days.items() if cc == c) for c in cab}
-        if any(0 < cab_days[c] < max(st.at[c, "min_days"], 1) or cab_days[c] > st.at[c, "max_days"] for c in cab):
-            continue
-        for ftes in itertools.product(*fte_ranges):
-            fte = dict(zip(cds, ftes))
-            cost = sum(st.at[c, "fixed_cost"] + p.working_weeks * st.at[c, "cost_per_day"] * cab_days[c]
-                       for c in cab if cab_days[c] > 0)
-            cost += sum(st.at[h, "fixed_cost"] + st.at[h, "cost_per_fte"] * f for h, f in fte.items() if f > 0)
-            if cost > p.budget + 1e-6:
-                continue
-            supply = pd.Series({**{c: cab_days[c] * per_day for c in cab}, **{h: fte[h] * per_fte for h in cds}},
-                               dtype=float)
-            practice = full - pd.Series(out) * per_day
-            apl = apl_after(inst, supply, practice)
-            under = float(pop[apl < T - 1e-9].sum())
-            if under < best[0] - 1e-6 or (abs(under - best[0]) <= 1e-6 and cost < best[1] - 1e-6):
-                best = (under, cost)
+    for _days, out, cab_days, fte, cost in staffing_plans(inst):
+        supply = pd.Series({**{c: d * per_day for c, d in cab_days.items()},
+                            **{h: f * per_fte for h, f in fte.items()}}, dtype=float)
+        apl = apl_after(inst, supply, full - pd.Series(out) * per_day)
+        under = float(pop[apl < T - 1e-9].sum())
+        if under < best[0] - 1e-6 or (abs(under - best[0]) <= 1e-6 and cost < best[1] - 1e-6):
+            best = (under, cost)
     return best
 
 

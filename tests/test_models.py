@@ -154,7 +154,11 @@ def flow_lp(inst, T, days: dict, fte: dict):
     return total + res.fun
 
 
-def brute_force_staffing(inst):
+def staffing_plans(inst):
+    """Every integer staffing plan within the budget, by enumeration (no Pyomo).
+
+    Yields (days by (practice, cabinet), days given by practice, days by cabinet,
+    FTE by centre, cost)."""
     p = inst.parameters
     T = minutes_matrix(inst)
     pr, st = inst.practices, inst.sites
@@ -165,10 +169,10 @@ def brute_force_staffing(inst):
     give = {pid: int(np.floor(pr.at[pid, "secondary_days"] + 1e-9)) for pid in pr.index}
     ranges = [range(0, min(give[pid], int(st.at[c, "max_days"])) + 1) for pid, c in links]
     fte_ranges = [[0] + list(range(int(np.ceil(st.at[h, "min_fte"])), int(st.at[h, "max_fte"]) + 1)) for h in cds]
-    best = (np.inf, np.inf)
     for combo in itertools.product(*ranges):
         days = {l: d for l, d in zip(links, combo) if d > 0}
-        if any(sum(d for (pp, _), d in days.items() if pp == pid) > give[pid] for pid in pr.index):
+        out = {pid: sum(d for (pp, _), d in days.items() if pp == pid) for pid in pr.index}
+        if any(out[pid] > give[pid] for pid in pr.index):
             continue
         cab_days = {c: sum(d for (_, cc), d in days.items() if cc == c) for c in cab}
         if any(0 < cab_days[c] < max(st.at[c, "min_days"], 1) or cab_days[c] > st.at[c, "max_days"] for c in cab):
@@ -178,11 +182,17 @@ def brute_force_staffing(inst):
             cost = sum(st.at[c, "fixed_cost"] + p.working_weeks * st.at[c, "cost_per_day"] * cab_days[c]
                        for c in cab if cab_days[c] > 0)
             cost += sum(st.at[h, "fixed_cost"] + st.at[h, "cost_per_fte"] * f for h, f in fte.items() if f > 0)
-            if cost > p.budget + 1e-6:
-                continue
-            unc = flow_lp(inst, T, days, fte)
-            if unc < best[0] - 1e-6 or (abs(unc - best[0]) <= 1e-6 and cost < best[1]):
-                best = (unc, cost)
+            if cost <= p.budget + 1e-6:
+                yield days, out, cab_days, fte, cost
+
+
+def brute_force_staffing(inst):
+    T = minutes_matrix(inst)
+    best = (np.inf, np.inf)
+    for days, _out, _cab_days, fte, cost in staffing_plans(inst):
+        unc = flow_lp(inst, T, days, fte)
+        if unc < best[0] - 1e-6 or (abs(unc - best[0]) <= 1e-6 and cost < best[1]):
+            best = (unc, cost)
     return best
 
 
