@@ -160,12 +160,16 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     say("finding reachable pairs")
     pairs = coverage_pairs(instance)
     before_flows = None
+    reductions: dict = {}
     if options.model == "coverage":
         data = coverage.prepare(instance, pairs, options.force_open, options.force_closed)
         _coverage_budget_checks(data)
-        say(f"building coverage model ({len(data.sites)} candidate sites, {len(data.zones)} zones to cover)")
+        say(f"building coverage model ({len(data.sites)} candidate sites, {len(data.dominated)} left out as "
+            f"dominated, {len(data.zones)} zones to cover)")
         m = coverage.build(data)
         read = lambda: coverage.decisions(m)  # noqa: E731
+        reductions = {"candidates_kept": len(data.sites), "candidates_dominated": len(data.dominated),
+                      "zones": len(data.zones), "zone_classes": len(m.I)}
     elif options.model == "staffing":
         links = staffing_pairs(instance)
         data = staffing.prepare(instance, pairs, links, options.force_open, options.force_closed)
@@ -258,7 +262,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
             "travel": instance.travel.describe(),
         },
         "solver": {"name": "HiGHS via Pyomo APPSI", "stages": [s.to_dict() for s in stages],
-                   "start_stages": [s.to_dict() for s in start_stages],
+                   "start_stages": [s.to_dict() for s in start_stages], "reductions": reductions,
                    "interrupted_by": stopped[0].extra.get("signal") if stopped else None},
         "timings": {"build": t_build, "solve": t_solve},
         "versions": versions(),

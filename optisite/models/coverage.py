@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
+import scipy.sparse as sp
 
 from ..instance import Instance
 
@@ -42,6 +43,7 @@ class CoverageData:
     budget: float
     force_open: tuple[str, ...]
     force_closed: tuple[str, ...]
+    dominated: tuple[str, ...] = ()  # candidates left out: another covers a superset for no more
 
 
 def prepare(instance: Instance, pairs: pd.DataFrame, force_open=(), force_closed=()) -> CoverageData:
@@ -56,14 +58,71 @@ def prepare(instance: Instance, pairs: pd.DataFrame, force_open=(), force_closed
     reachable = needy[needy.index.isin(site_pairs["zone_id"])]
     constant = float(needy.drop(reachable.index).sum())
     useful = pd.Index(site_pairs["site_id"].unique()).union(pd.Index(list(force_open)))
-    costs = instance.sites.loc[instance.sites.index.isin(useful), "fixed_cost"]
+    costs = instance.sites.loc[instance.sites.index.isin(useful), "fixed_cost"].sort_index()
+    dominated = dominated_sites(site_pairs, costs, force_open, force_closed)
+    if len(dominated):
+        costs = costs.drop(dominated)
+        site_pairs = site_pairs[~site_pairs["site_id"].isin(dominated)]
     return CoverageData(
-        sites=costs.sort_index(), zones=reachable.sort_index(),
+        sites=costs, zones=reachable.sort_index(),
         pairs=site_pairs.sort_values(["zone_id", "site_id"]).reset_index(drop=True),
         constant=constant, covered_by_practice=by_practice,
         budget=float(instance.parameters.budget),
         force_open=tuple(force_open), force_closed=tuple(force_closed),
+        dominated=tuple(dominated),
     )
+
+
+def dominated_sites(pairs: pd.DataFrame, costs: pd.Series, force_open=(), force_closed=(),
+                    chunk_entries: float = 2e7) -> list[str]:
+    """Candidates that some other candidate makes useless: k dominates j when k covers
+    every zone j covers (``pairs``: zone_id, site_id) and costs no more. Any plan opening
+    j can open k instead (or drop j when k is open) for no more money and no less
+    coverage, so both stages keep their optimum without j.
+
+    The relation is strict and transitive (set inclusion, then cost, then position in
+    ``costs``, whose order is the sorted ids), so the candidates kept are its maximal
+    elements and every one left out has a kept dominator. A forced-closed candidate
+    dominates nothing; a forced-open one is never left out. Overlaps come from the
+    sparse product zones-by-sites transposed by itself, a slice of columns at a time
+    so that memory stays near ``chunk_entries`` overlap entries.
+    """
+    n = len(costs)
+    if n < 2 or pairs.empty:
+        return []
+    pos = pd.Series(np.arange(n), index=costs.index)
+    zones = pd.Index(pairs["zone_id"].unique())
+    rows = zones.get_indexer(pairs["zone_id"])
+    cols = pos.reindex(pairs["site_id"]).to_numpy()
+    a = sp.csc_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(len(zones), n))
+    a.sum_duplicates()
+    a.data[:] = 1
+    size = np.asarray(a.sum(axis=0)).ravel()
+    cost = costs.to_numpy(float)
+    can_dominate = ~costs.index.isin(list(force_closed))
+    may_go = ~costs.index.isin(list(force_open)) & (size > 0)
+    at = a.T.tocsr()
+    per_row = np.asarray(a.sum(axis=1)).ravel()  # candidates per zone
+    # overlap entries created by one column j: sum over its zones of their candidate counts
+    work = np.asarray(at @ per_row).ravel()
+    out = np.zeros(n, dtype=bool)
+    start = 0
+    while start < n:
+        stop = start + 1
+        acc = work[start]
+        while stop < n and acc + work[stop] <= chunk_entries:
+            acc += work[stop]
+            stop += 1
+        o = (at[start:stop] @ a).tocoo()  # rows: j in the slice, cols: k, data: |N_j & N_k|
+        j = o.row + start
+        k = o.col
+        contains = (o.data == size[j]) & (j != k) & may_go[j] & can_dominate[k]
+        j, k = j[contains], k[contains]
+        better = (size[k] > size[j]) & (cost[k] <= cost[j])
+        better |= (size[k] == size[j]) & ((cost[k] < cost[j]) | ((cost[k] == cost[j]) & (k < j)))
+        out[j[better]] = True
+        start = stop
+    return list(costs.index[out])
 
 
 def cost_scale(costs: np.ndarray) -> float:
