@@ -1,4 +1,4 @@
-"""A greedy plus one-swap plan for the coverage model, handed to HiGHS as a MIP start.
+"""A greedy plus local-search plan for the coverage model, handed to HiGHS as a MIP start.
 
 On large maximal-covering instances HiGHS can spend minutes before its own heuristics
 match what a ratio greedy finds in milliseconds (issue 6); a good incumbent from the
@@ -27,54 +27,114 @@ def incidence(data: CoverageData) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray
     return a, data.zones.to_numpy(float), data.sites.to_numpy(float)
 
 
-def greedy_coverage(data: CoverageData, *, swap_seconds: float = 2.0) -> list[str]:
-    """Open sites by best covered-population-per-euro until the budget is spent, then
-    try one-for-one swaps that cover more within the budget. Returns site ids."""
+class _Plan:
+    """Open sites and, per zone, how many open sites cover it; the moves' values come
+    from these counts without re-solving anything."""
+
+    def __init__(self, a: sp.csc_matrix, w: np.ndarray, c: np.ndarray, is_open: np.ndarray, budget: float):
+        self.a, self.at, self.ar, self.w, self.c = a, a.T.tocsr(), a.tocsr(), w, c
+        self.is_open = is_open.copy()
+        self.count = np.asarray(a[:, is_open].sum(axis=1)).ravel()
+        self.left = budget - float(c[is_open].sum())
+
+    def covered(self) -> float:
+        return float(self.w[self.count > 0].sum())
+
+    def flip(self, j: int, opening: bool) -> None:
+        lo, hi = self.a.indptr[j], self.a.indptr[j + 1]
+        self.count[self.a.indices[lo:hi]] += 1 if opening else -1
+        self.is_open[j] = opening
+        self.left += -self.c[j] if opening else self.c[j]
+
+    def gain(self) -> np.ndarray:
+        """Population each site would add if opened now."""
+        return self.at @ (self.w * (self.count == 0))
+
+    def best_swap(self, movable: np.ndarray, allowed: np.ndarray):
+        """(value, j out, k in) of the best one-for-one swap within the budget.
+
+        Closing j loses the zones only j covers (loss_j); opening k gains the zones no
+        one covers (gain_k) and those of loss_j that k covers too (overlap_jk): so
+        value = gain_k + overlap_jk - loss_j, one sparse product per open site."""
+        gain = self.gain()
+        best = (0.0, -1, -1)
+        only = self.w * (self.count == 1)
+        for j in np.flatnonzero(self.is_open & movable):
+            lo, hi = self.a.indptr[j], self.a.indptr[j + 1]
+            rows = self.a.indices[lo:hi]
+            mine = only[rows]
+            loss = float(mine.sum())
+            value = gain - loss
+            if loss > 0:
+                value = value + self.ar[rows].T @ mine
+            ok = allowed & ~self.is_open & (self.c <= self.left + self.c[j] + 1e-9)
+            if not ok.any():
+                continue
+            k = int(np.argmax(np.where(ok, value, -np.inf)))
+            if value[k] > best[0] + 1e-9:
+                best = (float(value[k]), int(j), k)
+        return best
+
+    def fill(self, allowed: np.ndarray) -> None:
+        """Open sites by covered population per euro while the budget allows."""
+        while True:
+            gain = self.gain()
+            ok = allowed & ~self.is_open & (self.c <= self.left + 1e-9) & (gain > 0)
+            if not ok.any():
+                return
+            self.flip(int(np.argmax(np.where(ok, gain / np.maximum(self.c, 1e-9), -np.inf))), True)
+
+    def descend(self, movable, allowed, deadline: float) -> None:
+        """Fill, then best swaps until none improves (or the deadline)."""
+        self.fill(allowed)
+        while time.perf_counter() < deadline:
+            value, j, k = self.best_swap(movable, allowed)
+            if j < 0:
+                return
+            self.flip(j, False)
+            self.flip(k, True)
+            self.fill(allowed)
+
+
+def greedy_coverage(data: CoverageData, *, seconds: float = 2.0, kicks: int = 30, seed: int = 0) -> list[str]:
+    """A plan within the budget: ratio greedy, best-swap descent, then an iterated local
+    search (``kicks`` random swaps, each followed by a descent, kept when it covers
+    more). The random kicks are seeded and counted, not timed, so the plan is the same
+    on every run unless the ``seconds`` safety cap cuts it short. Returns site ids."""
     a, w, c = incidence(data)
     n = a.shape[1]
     if n == 0:
         return []
     ids = list(data.sites.index)
-    closed = np.zeros(n, bool)
-    closed[[ids.index(s) for s in data.force_closed if s in ids]] = True
-    is_open = np.zeros(n, bool)
-    is_open[[ids.index(s) for s in data.force_open if s in ids]] = True
-    forced = is_open.copy()
-    count = np.asarray(a[:, is_open].sum(axis=1)).ravel()  # open sites covering each zone
-    left = data.budget - float(c[is_open].sum())
-    while True:
-        gain = a.T @ (w * (count == 0))
-        ok = ~is_open & ~closed & (c <= left + 1e-9) & (gain > 0)
-        if not ok.any():
+    pos = {s: k for k, s in enumerate(ids)}
+    allowed = np.ones(n, bool)
+    allowed[[pos[s] for s in data.force_closed if s in pos]] = False
+    forced = np.zeros(n, bool)
+    forced[[pos[s] for s in data.force_open if s in pos]] = True
+    deadline = time.perf_counter() + seconds
+    plan = _Plan(a, w, c, forced, data.budget)
+    plan.descend(~forced, allowed, deadline)
+    best, best_value = plan.is_open.copy(), plan.covered()
+    rng = np.random.default_rng(seed)
+    for _ in range(kicks):
+        if time.perf_counter() >= deadline:
             break
-        ratio = np.where(ok, gain / np.maximum(c, 1e-9), -np.inf)
-        j = int(np.argmax(ratio))
-        is_open[j] = True
-        left -= c[j]
-        count += a[:, j].toarray().ravel()
-    # One swap: close an open site, open the best affordable one instead, if it covers more.
-    deadline = time.perf_counter() + swap_seconds
-    improved = True
-    while improved and time.perf_counter() < deadline:
-        improved = False
-        for j in np.flatnonzero(is_open & ~forced):
-            col = a[:, j].toarray().ravel()
-            lost = float(w[(col > 0) & (count == 1)].sum())  # zones only j covers
-            base = count - col
-            gain = a.T @ (w * (base == 0))
-            room = left + c[j]
-            ok = ~is_open & ~closed & (c <= room + 1e-9)
-            if not ok.any():
-                continue
-            k = int(np.argmax(np.where(ok, gain, -np.inf)))
-            if gain[k] > lost + 1e-9:
-                is_open[j], is_open[k] = False, True
-                left = room - c[k]
-                count = base + a[:, k].toarray().ravel()
-                improved = True
-            if time.perf_counter() >= deadline:
-                break
-    return [ids[j] for j in np.flatnonzero(is_open)]
+        out = np.flatnonzero(plan.is_open & ~forced)
+        if not len(out):
+            break
+        j = int(rng.choice(out))
+        plan.flip(j, False)
+        inn = np.flatnonzero(allowed & ~plan.is_open & (c <= plan.left + 1e-9))
+        inn = inn[inn != j]
+        if len(inn):
+            plan.flip(int(rng.choice(inn)), True)
+        plan.descend(~forced, allowed, deadline)
+        value = plan.covered()
+        if value > best_value + 1e-9:
+            best, best_value = plan.is_open.copy(), value
+        else:  # back to the best plan
+            plan = _Plan(a, w, c, best, data.budget)
+    return [ids[j] for j in np.flatnonzero(best)]
 
 
 def set_coverage_start(m, open_sites: list[str]) -> None:

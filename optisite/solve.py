@@ -135,17 +135,29 @@ def _apl_start(instance: Instance, pairs, links, options: SolveOptions, m, say):
     return options, stages
 
 
-def _coverage_start(data, m, say) -> list[StageResult]:
-    """Write the greedy + swap plan into the coverage model as its MIP start."""
+COVERAGE_START_SHARE = 0.1  # share of the time limit given to the greedy + local search start
+COVERAGE_HIGHS = {"mip_lp_solver": "ipm"}  # see models/coverage.md: the root LP by interior point
+
+
+def _coverage_start(data, m, options: SolveOptions, say):
+    """Write the greedy + local-search plan into the coverage model as its MIP start;
+    the seconds it takes come out of the time limit."""
+    from dataclasses import replace
+
     from .heuristics import greedy_coverage, set_coverage_start
 
+    total = options.time_limit
+    seconds = 5.0 if total is None else min(5.0, max(0.2, COVERAGE_START_SHARE * total))
     t = time.perf_counter()
-    plan = greedy_coverage(data)
+    plan = greedy_coverage(data, seconds=seconds, seed=options.seed)
     set_coverage_start(m, plan)
     value = float(pyo.value(m.uncovered))
+    used = time.perf_counter() - t
     say(f"greedy start opens {len(plan)} site(s), {value:,.0f} uncovered")
-    return [StageResult(name="start: greedy + swap", status="feasible", objective=value,
-                        seconds=time.perf_counter() - t, has_solution=True)]
+    if total is not None:
+        options = replace(options, time_limit=max(0.1, total - used))
+    return options, [StageResult(name="start: greedy + local search", status="feasible", objective=value,
+                                 seconds=used, has_solution=True)]
 
 
 def solve(instance: Instance, options: SolveOptions | None = None, *, check: bool = True,
@@ -194,10 +206,11 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         run_options, start_stages = _apl_start(instance, pairs, links, options, m, say)
         warm = bool(start_stages)
     elif options.model == "coverage" and len(data.sites):
-        start_stages = _coverage_start(data, m, say)
+        run_options, start_stages = _coverage_start(data, m, options, say)
         warm = True
     say("solving with HiGHS")
-    stages = solve_lexicographic(m, run_options, warm_start=warm)
+    stages = solve_lexicographic(m, run_options, warm_start=warm,
+                                 highs_options=COVERAGE_HIGHS if options.model == "coverage" else None)
     first = stages[0]
     if first.status == "infeasible":
         raise InfeasibleError(

@@ -189,10 +189,12 @@ def _use_threads(threads: int) -> None:
         _THREADS.append(threads)
 
 
-def solve_lexicographic(m, options: SolveOptions, *, warm_start: bool = False) -> list[StageResult]:
+def solve_lexicographic(m, options: SolveOptions, *, warm_start: bool = False,
+                        highs_options: dict | None = None) -> list[StageResult]:
     """Stage 1 (uncovered population), then stage 2 (cost at that coverage), then the
     canonical tie-break (stages 3 and 4, see ``_canonical``).
 
+    ``highs_options`` adds model-specific HiGHS options to every stage.
     A stage interrupted by SIGINT/SIGTERM ends the sequence: the model keeps the best
     plan found so far; if there is none, :class:`SolveInterrupted` is raised.
     """
@@ -201,7 +203,7 @@ def solve_lexicographic(m, options: SolveOptions, *, warm_start: bool = False) -
     opt.config.mip_gap = options.gap
     opt.config.stream_solver = options.verbose
     highs_options = {"random_seed": int(options.seed), "mip_abs_gap": 1e-6,
-                     "threads": int(options.threads or 0)}
+                     "threads": int(options.threads or 0), **(highs_options or {})}
     _use_threads(int(options.threads or 0))
     opt.highs_options = highs_options
     opt.config.warmstart = warm_start  # the variables' current values are a MIP start
