@@ -115,3 +115,20 @@ def test_extreme_magnitudes(model, pop_scale, cost_scale):
     if pop_scale == 1.0:  # same populations: same coverage
         assert sol.objective == pytest.approx(base.objective, rel=1e-6, abs=1e-6)
     assert max(z2["population"]) < 2e7 and max(s2["fixed_cost"]) <= 1e9
+
+
+def test_large_models_solve_without_presolve_and_say_so(monkeypatch):
+    """Above PRESOLVE_OFF_ABOVE columns HiGHS's presolve ignores the time limit, so it is
+    switched off there; lower the threshold to exercise that path on a small instance."""
+    import optisite.solve as osolve
+
+    z, s, p = frames(2)
+    inst = instance_from_frames(z, s, p, parameters={"budget": 60000})
+    reference = solve(inst, SolveOptions(model="staffing"))
+    assert not any("presolve" in w for w in reference.summary["warnings"])
+    monkeypatch.setattr(osolve, "PRESOLVE_OFF_ABOVE", 1)
+    sol = solve(inst, SolveOptions(model="staffing"))
+    assert any("presolve switched off" in w for w in sol.summary["warnings"])
+    assert sol.status == "optimal"
+    assert sol.objective == pytest.approx(reference.objective, abs=1e-6)
+    assert sol.summary["check"]["ok"], sol.summary["check"]["violations"]
