@@ -27,3 +27,29 @@ def test_greedy_start_is_feasible_and_not_better_than_the_optimum(seed):
     # and the start is a real plan: its value is attainable, so never below the enumerated optimum
     best_free = brute_force_coverage(inst)[0]
     assert start["objective"] >= best_free - 1e-6
+
+
+def _covered(data, plan) -> float:
+    pairs = data.pairs[data.pairs["site_id"].isin(plan)]
+    return float(data.zones.loc[pairs["zone_id"].unique()].sum())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_local_search_ends_where_no_swap_or_addition_helps(seed):
+    zones, sites, practices = random_instance(seed, n_zones=30, n_sites=14)
+    inst = instance_from_frames(zones, sites, practices, parameters={"budget": 90000, "coverage_minutes": 10})
+    data = coverage.prepare(inst, coverage_pairs(inst))
+    plan = greedy_coverage(data, kicks=5, seed=seed)
+    cost = data.sites
+    assert float(cost[plan].sum()) <= data.budget + 1e-9
+    value = _covered(data, plan)
+    closed = [s for s in cost.index if s not in plan]
+    # checked by enumeration, without the heuristic's incremental counts
+    for k in closed:
+        if float(cost[plan].sum()) + cost[k] <= data.budget + 1e-9:
+            assert _covered(data, plan + [k]) <= value + 1e-9, f"adding {k} helps"
+        for j in plan:
+            other = [s for s in plan if s != j] + [k]
+            if float(cost[other].sum()) <= data.budget + 1e-9:
+                assert _covered(data, other) <= value + 1e-9, f"swapping {j} for {k} helps"
+    assert greedy_coverage(data, kicks=5, seed=seed) == plan  # seeded: the same plan again
