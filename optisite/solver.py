@@ -135,11 +135,14 @@ def _run(opt: Highs, m, name: str, time_left: float | None) -> StageResult:
         return StageResult(name=name, status="optimal", objective=value, bound=value, gap=0.0,
                            has_solution=True, extra={"empty_model": True})
     timer = HierarchicalTimer()
-    if time_left is not None:
-        opt.config.time_limit = max(time_left, 0.01)
     caught: list[str] = []
     t0 = time.perf_counter()
     with _cancel_on_signal(opt, caught):
+        if time_left is not None:
+            # Hand the model to HiGHS first and give HiGHS what is left of the limit: at a
+            # million nonzeros the hand-over alone takes several seconds.
+            _hand_over(opt, m, timer)
+            opt.config.time_limit = max(time_left - (time.perf_counter() - t0), 0.01)
         res = opt.solve(m, timer=timer)
     seconds = time.perf_counter() - t0
     status = _STATUS.get(res.termination_condition, "error")
@@ -172,6 +175,18 @@ def _run(opt: Highs, m, name: str, time_left: float | None) -> StageResult:
         seconds=seconds, handover_seconds=handover, has_solution=has,
         extra={"signal": caught[0]} if caught else {},
     )
+
+
+def _hand_over(opt: Highs, m, timer: HierarchicalTimer) -> None:
+    """What ``opt.solve`` does before running HiGHS (load the model, or pass on its changes)."""
+    if getattr(opt, "_model", None) is not m:
+        timer.start("set_instance")
+        opt.set_instance(m)
+        timer.stop("set_instance")
+    else:
+        timer.start("update")
+        opt.update(timer=timer)
+        timer.stop("update")
 
 
 _THREADS: list[int] = []  # thread count of HiGHS's process-wide scheduler, once started
