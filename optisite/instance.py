@@ -407,7 +407,7 @@ class _Columns:
         if not_number.any():
             pos = int(np.flatnonzero(not_number.to_numpy())[0])
             self._fail(f"'{text.iloc[pos][:40]}' is not {what}", pos, col,
-                       f"write {what}" + (" with a decimal comma" if self.decimal_comma else ""))
+                       f"write {what} in digits, e.g. " + ("1200,5" if self.decimal_comma else "1200"))
         if required and values.isna().any():
             pos = int(np.flatnonzero(values.isna().to_numpy())[0])
             self._fail("empty value", pos, col, f"write {what}")
