@@ -15,14 +15,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from optisite import instance_from_frames
 from optisite.apl import apl_after, apl_before
 from optisite.checker import check_solution
 from optisite.cli import main
 from optisite.solve import SolveOptions, solve
 
 from conftest import INSTANCES
-from test_models import random_instance, staffing_plans
+from test_models import small_staffing_instance, staffing_plans
 
 
 def brute_force_apl(inst):
@@ -45,12 +44,7 @@ def brute_force_apl(inst):
 
 
 def small(seed, budget):
-    zones, sites, practices = random_instance(seed, n_zones=7, n_sites=3, n_practices=2,
-                                              kinds=("cabinet_secondaire", "cabinet_secondaire", "centre_de_sante"))
-    practices["physicians"] = [2, 1]
-    params = {"budget": budget, "coverage_minutes": 12, "max_travel_minutes": 40, "cabinet_max_days": 3,
-              "centre_min_fte": 1, "centre_max_fte": 2, "centre_fixed_cost": 50000}
-    inst = instance_from_frames(zones, sites, practices, parameters=params)
+    inst = small_staffing_instance(seed, budget)
     # A threshold in the middle of the zones' APL before, so that the plan matters.
     before = apl_before(inst)
     positive = before[inst.zones["population"] > 0]

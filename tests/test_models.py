@@ -196,14 +196,19 @@ def brute_force_staffing(inst):
     return best
 
 
-@pytest.mark.parametrize("seed,budget", [(0, 40000), (1, 60000), (2, 90000), (3, 150000), (4, 250000)])
-def test_staffing_matches_enumeration(seed, budget):
+def small_staffing_instance(seed: int, budget: float):
+    """7 zones, 2 cabinets and a centre, 2 practices: small enough to enumerate every plan."""
     zones, sites, practices = random_instance(seed, n_zones=7, n_sites=3, n_practices=2,
                                               kinds=("cabinet_secondaire", "cabinet_secondaire", "centre_de_sante"))
     practices["physicians"] = [2, 1]
     params = {"budget": budget, "coverage_minutes": 12, "max_travel_minutes": 40, "cabinet_max_days": 3,
               "centre_min_fte": 1, "centre_max_fte": 2, "centre_fixed_cost": 50000}
-    inst = instance_from_frames(zones, sites, practices, parameters=params)
+    return instance_from_frames(zones, sites, practices, parameters=params)
+
+
+@pytest.mark.parametrize("seed,budget", [(0, 40000), (1, 60000), (2, 90000), (3, 150000), (4, 250000)])
+def test_staffing_matches_enumeration(seed, budget):
+    inst = small_staffing_instance(seed, budget)
     sol = solve(inst, SolveOptions(model="staffing", time_limit=60, gap=0))
     unc, cost = brute_force_staffing(inst)
     assert sol.status == "optimal"
