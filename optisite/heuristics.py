@@ -37,6 +37,13 @@ class _Plan:
         self.count = np.asarray(a[:, is_open].sum(axis=1)).ravel()
         self.left = budget - float(c[is_open].sum())
 
+    def state(self) -> tuple:
+        return self.is_open.copy(), self.count.copy(), self.left
+
+    def restore(self, state: tuple) -> None:
+        is_open, count, left = state
+        self.is_open, self.count, self.left = is_open.copy(), count.copy(), left
+
     def covered(self) -> float:
         return float(self.w[self.count > 0].sum())
 
@@ -114,7 +121,7 @@ def greedy_coverage(data: CoverageData, *, seconds: float = 2.0, kicks: int = 30
     deadline = time.perf_counter() + seconds
     plan = _Plan(a, w, c, forced, data.budget)
     plan.descend(~forced, allowed, deadline)
-    best, best_value = plan.is_open.copy(), plan.covered()
+    best, best_value = plan.state(), plan.covered()
     rng = np.random.default_rng(seed)
     for _ in range(kicks):
         if time.perf_counter() >= deadline:
@@ -131,10 +138,10 @@ def greedy_coverage(data: CoverageData, *, seconds: float = 2.0, kicks: int = 30
         plan.descend(~forced, allowed, deadline)
         value = plan.covered()
         if value > best_value + 1e-9:
-            best, best_value = plan.is_open.copy(), value
+            best, best_value = plan.state(), value
         else:  # back to the best plan
-            plan = _Plan(a, w, c, best, data.budget)
-    return [ids[j] for j in np.flatnonzero(best)]
+            plan.restore(best)
+    return [ids[j] for j in np.flatnonzero(best[0])]
 
 
 def set_coverage_start(m, open_sites: list[str]) -> None:
