@@ -62,24 +62,25 @@ class _Plan:
 
         Closing j loses the zones only j covers (loss_j); opening k gains the zones no
         one covers (gain_k) and those of loss_j that k covers too (overlap_jk): so
-        value = gain_k + overlap_jk - loss_j, one sparse product per open site."""
+        value = gain_k + overlap_jk - loss_j. All open sites at once: the overlaps are one
+        sparse product over the zones covered exactly once."""
+        outs = np.flatnonzero(self.is_open & movable)
+        if not len(outs):
+            return (0.0, -1, -1)
         gain = self.gain()
-        best = (0.0, -1, -1)
         only = self.w * (self.count == 1)
-        for j in np.flatnonzero(self.is_open & movable):
-            lo, hi = self.a.indptr[j], self.a.indptr[j + 1]
-            rows = self.a.indices[lo:hi]
-            mine = only[rows]
-            loss = float(mine.sum())
-            value = gain - loss
-            if loss > 0:
-                value = value + self.ar[rows].T @ mine
-            ok = allowed & ~self.is_open & (self.c <= self.left + self.c[j] + 1e-9)
-            if not ok.any():
-                continue
-            k = int(np.argmax(np.where(ok, value, -np.inf)))
-            if value[k] > best[0] + 1e-9:
-                best = (float(value[k]), int(j), k)
+        mine = self.at[outs].multiply(only[None, :]).tocsr()  # open site j x zones only j covers
+        mine.eliminate_zeros()
+        loss = np.asarray(mine.sum(axis=1)).ravel()
+        value = (mine @ self.ar).toarray() + gain[None, :] - loss[:, None]
+        ok = (allowed & ~self.is_open)[None, :] & (self.c[None, :] <= self.left + self.c[outs][:, None] + 1e-9)
+        value[~ok] = -np.inf
+        ks = np.argmax(value, axis=1)
+        best = (0.0, -1, -1)
+        for row, j in enumerate(outs):  # ascending j, first k on ties: the same choice as a scan
+            v = value[row, ks[row]]
+            if v > best[0] + 1e-9:
+                best = (float(v), int(j), int(ks[row]))
         return best
 
     def fill(self, allowed: np.ndarray) -> None:
@@ -103,11 +104,14 @@ class _Plan:
             self.fill(allowed)
 
 
-def greedy_coverage(data: CoverageData, *, seconds: float = 2.0, kicks: int = 30, seed: int = 0) -> list[str]:
+def greedy_coverage(data: CoverageData, *, seconds: float = 2.0, kicks: int = 200, strength: int | None = None,
+                    seed: int = 0) -> list[str]:
     """A plan within the budget: ratio greedy, best-swap descent, then an iterated local
-    search (``kicks`` random swaps, each followed by a descent, kept when it covers
-    more). The random kicks are seeded and counted, not timed, so the plan is the same
-    on every run unless the ``seconds`` safety cap cuts it short. Returns site ids."""
+    search. Each of the ``kicks`` rounds closes ``strength`` random open sites (by default
+    an eighth of the plan, 1 to 10), opens random useful ones in their place, descends
+    again, and keeps the result when it covers more. The kicks are seeded and counted,
+    not timed, so the plan is the same on every run unless the ``seconds`` safety cap
+    cuts it short. Returns site ids."""
     a, w, c = incidence(data)
     n = a.shape[1]
     if n == 0:
@@ -122,6 +126,8 @@ def greedy_coverage(data: CoverageData, *, seconds: float = 2.0, kicks: int = 30
     plan = _Plan(a, w, c, forced, data.budget)
     plan.descend(~forced, allowed, deadline)
     best, best_value = plan.state(), plan.covered()
+    if strength is None:
+        strength = int(np.clip(round((plan.is_open & ~forced).sum() / 8), 1, 10))
     rng = np.random.default_rng(seed)
     for _ in range(kicks):
         if time.perf_counter() >= deadline:
@@ -129,12 +135,15 @@ def greedy_coverage(data: CoverageData, *, seconds: float = 2.0, kicks: int = 30
         out = np.flatnonzero(plan.is_open & ~forced)
         if not len(out):
             break
-        j = int(rng.choice(out))
-        plan.flip(j, False)
-        inn = np.flatnonzero(allowed & ~plan.is_open & (c <= plan.left + 1e-9))
-        inn = inn[inn != j]
-        if len(inn):
-            plan.flip(int(rng.choice(inn)), True)
+        closed = rng.choice(out, size=min(strength, len(out)), replace=False)
+        for j in closed:
+            plan.flip(int(j), False)
+        for _ in range(len(closed)):
+            ok = allowed & ~plan.is_open & (c <= plan.left + 1e-9) & (plan.gain() > 0)
+            ok[closed] = False
+            if not ok.any():
+                break
+            plan.flip(int(rng.choice(np.flatnonzero(ok))), True)
         plan.descend(~forced, allowed, deadline)
         value = plan.covered()
         if value > best_value + 1e-9:

@@ -158,7 +158,8 @@ def highs_options_for(model: str, m) -> tuple[dict, str | None]:
     return {}, None
 
 
-COVERAGE_START_SHARE = 0.1  # share of the time limit given to the greedy + local search start
+COVERAGE_START_SHARE = 0.25  # at most this share of the time limit goes to the greedy + local search start
+COVERAGE_START_MAX_S = 60.0  # and at most this many seconds (also the cap without a time limit)
 COVERAGE_HIGHS = {"mip_lp_solver": "ipm"}  # see models/coverage.md: the root LP by interior point
 
 
@@ -170,7 +171,7 @@ def _coverage_start(data, m, options: SolveOptions, say):
     from .heuristics import greedy_coverage, set_coverage_start
 
     total = options.time_limit
-    seconds = 5.0 if total is None else min(5.0, max(0.2, COVERAGE_START_SHARE * total))
+    seconds = COVERAGE_START_MAX_S if total is None else min(COVERAGE_START_MAX_S, max(0.2, COVERAGE_START_SHARE * total))
     t = time.perf_counter()
     plan = greedy_coverage(data, seconds=seconds, seed=options.seed)
     set_coverage_start(m, plan)
