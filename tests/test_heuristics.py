@@ -53,3 +53,18 @@ def test_local_search_ends_where_no_swap_or_addition_helps(seed):
             if float(cost[other].sum()) <= data.budget + 1e-9:
                 assert _covered(data, other) <= value + 1e-9, f"swapping {j} for {k} helps"
     assert greedy_coverage(data, kicks=5, seed=seed) == plan  # seeded: the same plan again
+
+
+@pytest.mark.parametrize("seed,budget", [(27, 90000), (29, 60000)])
+def test_kicks_leave_a_local_optimum_and_never_cover_less(seed, budget):
+    # Two random instances where the first descent stops on a local optimum that the
+    # kicks get out of. The kicks draw from one seeded stream and only a better plan
+    # replaces the best one, so a longer search repeats the shorter one first and
+    # cannot end below it; and no plan beats enumeration.
+    zones, sites, practices = random_instance(seed, n_zones=60, n_sites=14)
+    inst = instance_from_frames(zones, sites, practices, parameters={"budget": budget, "coverage_minutes": 9})
+    data = coverage.prepare(inst, coverage_pairs(inst))
+    values = [_covered(data, greedy_coverage(data, kicks=k, seed=0)) for k in (0, 3, 30)]
+    assert values == sorted(values) and values[-1] > values[0]
+    uncovered = data.constant + float(data.zones.sum()) - values[-1]
+    assert uncovered >= brute_force_coverage(inst)[0] - 1e-6
