@@ -27,6 +27,9 @@ def incidence(data: CoverageData) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray
     return a, data.zones.to_numpy(float), data.sites.to_numpy(float)
 
 
+SWAP_BLOCK = 4_000_000  # swap values computed at once (32 MB of float64)
+
+
 class _Plan:
     """Open sites and, per zone, how many open sites cover it; the moves' values come
     from these counts without re-solving anything."""
@@ -69,18 +72,22 @@ class _Plan:
             return (0.0, -1, -1)
         gain = self.gain()
         only = self.w * (self.count == 1)
-        mine = self.at[outs].multiply(only[None, :]).tocsr()  # open site j x zones only j covers
-        mine.eliminate_zeros()
-        loss = np.asarray(mine.sum(axis=1)).ravel()
-        value = (mine @ self.ar).toarray() + gain[None, :] - loss[:, None]
-        ok = (allowed & ~self.is_open)[None, :] & (self.c[None, :] <= self.left + self.c[outs][:, None] + 1e-9)
-        value[~ok] = -np.inf
-        ks = np.argmax(value, axis=1)
+        closed = allowed & ~self.is_open
         best = (0.0, -1, -1)
-        for row, j in enumerate(outs):  # ascending j, first k on ties: the same choice as a scan
-            v = value[row, ks[row]]
-            if v > best[0] + 1e-9:
-                best = (float(v), int(j), int(ks[row]))
+        rows = max(1, SWAP_BLOCK // len(self.c))  # open sites per dense block (bounded memory)
+        for lo in range(0, len(outs), rows):
+            block = outs[lo:lo + rows]
+            mine = self.at[block].multiply(only[None, :]).tocsr()  # open site j x zones only j covers
+            mine.eliminate_zeros()
+            loss = np.asarray(mine.sum(axis=1)).ravel()
+            value = (mine @ self.ar).toarray() + gain[None, :] - loss[:, None]
+            ok = closed[None, :] & (self.c[None, :] <= self.left + self.c[block][:, None] + 1e-9)
+            value[~ok] = -np.inf
+            ks = np.argmax(value, axis=1)
+            for row, j in enumerate(block):  # ascending j, first k on ties: the same choice as a scan
+                v = value[row, ks[row]]
+                if v > best[0] + 1e-9:
+                    best = (float(v), int(j), int(ks[row]))
         return best
 
     def fill(self, allowed: np.ndarray) -> None:

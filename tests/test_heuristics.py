@@ -68,3 +68,16 @@ def test_kicks_leave_a_local_optimum_and_never_cover_less(seed, budget):
     assert values == sorted(values) and values[-1] > values[0]
     uncovered = data.constant + float(data.zones.sum()) - values[-1]
     assert uncovered >= brute_force_coverage(inst)[0] - 1e-6
+
+
+def test_swap_values_in_blocks_give_the_same_plan(monkeypatch):
+    # Swap values are computed a block of open sites at a time to bound memory; the
+    # block size must not change which swap is chosen.
+    import optisite.heuristics as heuristics
+
+    zones, sites, practices = random_instance(27, n_zones=60, n_sites=14)
+    inst = instance_from_frames(zones, sites, practices, parameters={"budget": 90000, "coverage_minutes": 9})
+    data = coverage.prepare(inst, coverage_pairs(inst))
+    whole = greedy_coverage(data, kicks=30)
+    monkeypatch.setattr(heuristics, "SWAP_BLOCK", 1)  # one open site per block
+    assert greedy_coverage(data, kicks=30) == whole
