@@ -13,17 +13,12 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from .models.coverage import CoverageData
+from .models.coverage import CoverageData, cover_matrix
 
 
 def incidence(data: CoverageData) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
     """(zones x sites 0/1 matrix, weighted population per zone, cost per site)."""
-    zi = {z: k for k, z in enumerate(data.zones.index)}
-    sj = {s: k for k, s in enumerate(data.sites.index)}
-    pairs = data.pairs[data.pairs["site_id"].isin(sj)]
-    rows = pairs["zone_id"].map(zi).to_numpy()
-    cols = pairs["site_id"].map(sj).to_numpy()
-    a = sp.csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(zi), len(sj)))
+    a = cover_matrix(data.pairs, data.zones.index, data.sites.index)
     return a, data.zones.to_numpy(float), data.sites.to_numpy(float)
 
 

@@ -11,6 +11,7 @@ import platform
 import shlex
 import sys
 import time
+from dataclasses import replace
 from importlib import metadata
 from typing import Callable
 
@@ -110,8 +111,6 @@ def _apl_start(instance: Instance, pairs, links, options: SolveOptions, m, say):
     HiGHS alone may stop on a plan worse than the existing supply; starting from the
     staffing plan means the apl plan is never worse, on APL, than that plan.
     """
-    from dataclasses import replace
-
     from .models import apl as apl_model
 
     total = options.time_limit
@@ -166,8 +165,6 @@ COVERAGE_HIGHS = {"mip_lp_solver": "ipm"}  # see models/coverage.md: the root LP
 def _coverage_start(data, m, options: SolveOptions, say):
     """Write the greedy + local-search plan into the coverage model as its MIP start;
     the seconds it takes come out of the time limit."""
-    from dataclasses import replace
-
     from .heuristics import greedy_coverage, set_coverage_start
 
     total = options.time_limit

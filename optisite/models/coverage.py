@@ -73,6 +73,18 @@ def prepare(instance: Instance, pairs: pd.DataFrame, force_open=(), force_closed
     )
 
 
+def cover_matrix(pairs: pd.DataFrame, zones: pd.Index, sites: pd.Index) -> sp.csc_matrix:
+    """Zones x sites 0/1 matrix of ``pairs`` (zone_id, site_id); pairs outside the two
+    indexes are left out, repeated pairs count once."""
+    rows = zones.get_indexer(pairs["zone_id"])
+    cols = sites.get_indexer(pairs["site_id"])
+    keep = (rows >= 0) & (cols >= 0)
+    a = sp.csc_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(len(zones), len(sites)))
+    a.sum_duplicates()
+    a.data[:] = 1.0
+    return a
+
+
 def dominated_sites(pairs: pd.DataFrame, costs: pd.Series, force_open=(), force_closed=(),
                     chunk_entries: float = 2e7) -> list[str]:
     """Candidates that some other candidate makes useless: k dominates j when k covers
@@ -90,13 +102,7 @@ def dominated_sites(pairs: pd.DataFrame, costs: pd.Series, force_open=(), force_
     n = len(costs)
     if n < 2 or pairs.empty:
         return []
-    pos = pd.Series(np.arange(n), index=costs.index)
-    zones = pd.Index(pairs["zone_id"].unique())
-    rows = zones.get_indexer(pairs["zone_id"])
-    cols = pos.reindex(pairs["site_id"]).to_numpy()
-    a = sp.csc_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(len(zones), n))
-    a.sum_duplicates()
-    a.data[:] = 1
+    a = cover_matrix(pairs, pd.Index(pairs["zone_id"].unique()), costs.index)
     size = np.asarray(a.sum(axis=0)).ravel()
     cost = costs.to_numpy(float)
     can_dominate = ~costs.index.isin(list(force_closed))
