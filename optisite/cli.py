@@ -14,6 +14,8 @@ import click
 
 from . import __version__
 from .errors import OptisiteError
+from .models import get as get_model
+from .models import names as model_names
 
 
 class _Friendly(click.ClickException):
@@ -231,8 +233,9 @@ def _parse_sets(values: tuple[str, ...]) -> dict:
 
 
 SOLVE_OPTIONS = [
-    click.option("--model", type=click.Choice(["coverage", "staffing", "apl"]), default=None,
-                 help="Model to solve (default: staffing, or the scenario's)."),
+    click.option("--model", type=click.Choice(model_names()), default=None,
+                 help="Model to solve (default: staffing, or the scenario's): "
+                      + "; ".join(f"{n}, {get_model(n).title}" for n in model_names()) + "."),
     click.option("--budget", type=click.FloatRange(min=0), default=None, help="Annual budget, EUR/year."),
     click.option("--coverage-minutes", type=click.FloatRange(min=0), default=None,
                  help="Coverage cutoff in minutes (default 20)."),
@@ -304,13 +307,10 @@ def solve(instance, out, force, quiet, verbose, **kw):
                                 "optisite's files in it, or choose another --out")
     say = _progress(quiet)
     sol = run_solve(inst, options, progress=say)
-    try:
-        from .report import render_report
-    except ImportError:  # the report module is optional until it lands
-        render_report = None
-    if render_report is not None:
-        say("writing report.html")
-        sol.extra.setdefault("files", {})["report.html"] = render_report(inst, sol)
+    from .report import render_report
+
+    say("writing report.html")
+    sol.extra.setdefault("files", {})["report.html"] = render_report(inst, sol)
     sol.write(out, force=force)
     S = sol.summary
     def num(v, fmt=",.1f"):
@@ -362,7 +362,7 @@ def report(solution_dir, instance):
 @click.argument("instance", type=INSTANCE)
 @click.option("--budgets", required=True, metavar="LIST|START:STOP:N",
               help="Budgets in EUR/year: 0,50000,100000 or 0:200000:9 (N evenly spaced, ends included).")
-@click.option("--model", type=click.Choice(["coverage", "staffing", "apl"]), default="staffing", show_default=True)
+@click.option("--model", type=click.Choice(model_names()), default="staffing", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: out/<instance>-frontier).")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=600.0, show_default=True,

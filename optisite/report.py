@@ -239,23 +239,29 @@ def _names(instance: Instance) -> pd.Series:
     return instance.zones["name"].astype(str)
 
 
-def _apl(instance: Instance, sol: Solution) -> dict | None:
-    """APL before and after (DREES 2SFCA) when the plan has capacities (staffing, apl models)."""
-    if sol.summary.get("model") == "coverage" or len(instance.practices) == 0:
-        return None
-    from .apl import apl_summary, apl_table
-    from .errors import InputError
+def result_meaning(summary) -> dict:
+    """How to read the plan (``result`` in solution.json; from the model's declaration for
+    folders written before that key existed)."""
+    if summary.get("result"):
+        return dict(summary["result"])
+    from .models import get
 
-    try:
-        site_supply = pd.Series(sol.sites["capacity"].astype(float).to_numpy(),
-                                index=sol.sites["site_id"].astype(str).to_numpy())
-        practice_supply = pd.Series(sol.practices["capacity_after"].astype(float).to_numpy(),
-                                    index=sol.practices["practice_id"].astype(str).to_numpy())
-        table = apl_table(instance, site_supply=site_supply, practice_supply=practice_supply)
-    except InputError as exc:  # an inconsistent folder: say so on the page instead of failing
-        return {"error": str(exc)}
-    before = apl_summary(table["apl_before"], table["population"])
-    after = apl_summary(table["apl_after"], table["population"])
+    return get(summary.get("model")).result.to_dict()
+
+
+def _apl(instance: Instance, sol: Solution) -> dict | None:
+    """APL before and after (DREES 2SFCA), read from zones.csv (the checker recomputed it
+    from the plan's capacities); ``None`` when the model computes no APL."""
+    if not result_meaning(sol.summary).get("apl") or len(instance.practices) == 0:
+        return None
+    from .apl import apl_summary
+
+    z = sol.zones
+    if not {"apl_before", "apl_after"} <= set(z.columns):
+        return {"error": "zones.csv has no apl_before/apl_after columns: re-run optisite solve"}
+    pop = z["population"].astype(float)
+    before = apl_summary(z["apl_before"].astype(float), pop)
+    after = apl_summary(z["apl_after"].astype(float), pop)
     rows = [{"threshold": t, "before": before["under"][t], "after": after["under"][t],
              "share_before": before["share_under"][t], "share_after": after["share_under"][t]}
             for t in before["under"]]
@@ -304,6 +310,7 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
     budget = S.get("budget")
     return {
         "S": S,
+        "result": result_meaning(S),
         "title": f"optisite plan: {inst.get('name', instance.name)}",
         "generated": generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "share_uncovered_before": (S.get("population_uncovered_before", 0.0) / total) if total else None,

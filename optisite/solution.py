@@ -17,11 +17,12 @@ import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from .capacity import capacities
 from .errors import InputError, OutputExistsError
 from .instance import Instance
 
@@ -80,25 +81,16 @@ class Solution:
 # Deriving tables from decisions
 # ---------------------------------------------------------------------------------
 
-def capacities(instance: Instance) -> dict[str, float]:
-    """Consultations per year of one weekly liberal day, one salaried FTE, one practice FTE."""
-    p = instance.parameters
-    per_day = p.consultations_per_day_liberal * p.working_weeks
-    return {
-        "per_liberal_weekly_day": per_day,
-        "per_salaried_fte": p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks,
-        "per_practice_fte": per_day * p.days_per_fte,
-    }
-
-
-def derive(instance: Instance, model: str, decisions: dict, *, pairs: pd.DataFrame,
+def derive(instance: Instance, result, decisions: dict, *, pairs: pd.DataFrame,
            before_flows: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
     """Tables of the outputs contract from a model's decisions.
 
+    ``result`` is the model's :class:`~optisite.models.base.ResultMeaning`: whether
+    access is by reach or by capacity-limited flows, whether the plan has capacities.
     ``pairs`` are the coverage pairs (zone, source within the cutoff); ``before_flows``
-    the demand flows of the existing supply alone (staffing and apl models).
+    the demand flows of the existing supply alone (access by flows).
     """
-    caps = capacities(instance)
+    caps = capacities(instance.parameters)
     W = instance.parameters.working_weeks
     sites = instance.sites
     opened = list(decisions["open_sites"])
@@ -111,7 +103,7 @@ def derive(instance: Instance, model: str, decisions: dict, *, pairs: pd.DataFra
     s = sites.loc[opened].copy()
     s["days_per_week"] = days.groupby("site_id")["days_per_week"].sum().reindex(s.index).fillna(0).astype(float)
     s["fte"] = fte.reindex(s.index).fillna(0).astype(float)
-    if model == "coverage":
+    if not result.capacities:
         s["capacity"] = np.nan
         s["cost_staff"] = 0.0
     else:
@@ -139,7 +131,7 @@ def derive(instance: Instance, model: str, decisions: dict, *, pairs: pd.DataFra
     })
     prac["capacity_before"] = prac["physicians"] * caps["per_practice_fte"]
     prac["capacity_after"] = prac["capacity_before"] - prac["days_given"] * caps["per_liberal_weekly_day"]
-    if model == "coverage":
+    if not result.capacities:
         prac["capacity_before"] = np.nan
         prac["capacity_after"] = np.nan
     prac = prac[PRACTICE_COLUMNS].sort_values("practice_id").reset_index(drop=True)
@@ -150,7 +142,7 @@ def derive(instance: Instance, model: str, decisions: dict, *, pairs: pd.DataFra
                           "population": z["population"].to_numpy(), "demand": z["demand"].to_numpy(),
                           "weight": z["weight"].to_numpy()})
     available_after = pairs[(pairs["source_kind"] == "practice") | pairs["source_id"].isin(opened)]
-    if model == "coverage":
+    if result.access == "reach":
         before = pairs.loc[pairs["source_kind"] == "practice", "zone_id"].unique()
         zones["covered_before"] = zones["zone_id"].isin(before).astype(float)
         zones["covered_after"] = zones["zone_id"].isin(available_after["zone_id"].unique()).astype(float)
@@ -186,6 +178,19 @@ def _served_share(zones: pd.DataFrame, flows: pd.DataFrame | None) -> np.ndarray
     # Flows are continuous: a share of 1 - 1e-12 is full coverage, not a rounding artefact to report.
     share = np.clip(share, 0.0, 1.0)
     return np.where(np.abs(share - 1.0) < 1e-9, 1.0, np.where(share < 1e-12, 0.0, share))
+
+
+def plan_objective(result, instance: Instance, tables: dict[str, pd.DataFrame], apl: dict | None, *,
+                   before: bool = False) -> float:
+    """The value of the objective ``result.objective`` for the plan in ``tables`` (or for the
+    existing supply alone, ``before``), computed from the tables."""
+    z = tables["zones"]
+    if result.objective == "weighted_uncovered":
+        col = "covered_before" if before else "covered_after"
+        return float((z["weight"].astype(float) * z["population"].astype(float) * (1 - z[col].astype(float))).sum())
+    if result.objective == "population_under_apl":
+        return float(apl["before" if before else "after"]["under"][apl["threshold"]])
+    return 0.0 if before else float(tables["sites"]["cost_total"].sum())
 
 
 def headline(instance: Instance, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
@@ -243,7 +248,7 @@ def _clean(obj):
     """NaN/inf to None, recursively, so that solution.json is strict JSON."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return {k: _clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]

@@ -1,8 +1,10 @@
 """Solving a built model with HiGHS through Pyomo's persistent (APPSI) interface.
 
-Two stages, lexicographic: minimise the uncovered population, then hold it at the
-value found and minimise cost, so the reported plan spends nothing for nothing.
-The stage-1 solution is the warm start of stage 2.
+:class:`StageSolver` runs a model's declared objectives lexicographically (each held
+at its value while the next is minimised: for the access models, the uncovered
+population, then the cost, so the plan spends nothing for nothing), then two
+tie-break stages that make the plan canonical (``_canonical``). Every stage draws on
+the solve's one :class:`~optisite.deadline.Deadline`. See ``models/solver.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from pyomo.common.timing import HierarchicalTimer
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers.highs import Highs
 
-MODELS = ("coverage", "staffing", "apl")
+from .deadline import Deadline
+from .models.base import Objective
+
+DEFAULT_TIME_LIMIT = 600.0  # seconds for the whole command, when not given
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class SolveOptions:
     """What the user may set for any model (CLI options map one to one)."""
 
     model: str = "staffing"
-    time_limit: float | None = 600.0  # seconds for the whole solve, both stages
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds for the whole solve, every step
     gap: float = 1e-4  # relative MIP gap of stage 1
     threads: int | None = None
     seed: int = 0
@@ -204,55 +209,108 @@ def _use_threads(threads: int) -> None:
         _THREADS.append(threads)
 
 
-def solve_lexicographic(m, options: SolveOptions, *, warm_start: bool = False,
-                        highs_options: dict | None = None) -> list[StageResult]:
-    """Stage 1 (uncovered population), then stage 2 (cost at that coverage), then the
-    canonical tie-break (stages 3 and 4, see ``_canonical``).
+class StageSolver:
+    """Runs HiGHS on Pyomo models under the one deadline of a solve, with the solve's
+    threads, seed, gap, verbosity and signal handling. Every solver call of a solve
+    goes through one of these, so no step runs HiGHS outside the limit."""
 
-    ``highs_options`` adds model-specific HiGHS options to every stage.
-    A stage interrupted by SIGINT/SIGTERM ends the sequence: the model keeps the best
-    plan found so far; if there is none, :class:`SolveInterrupted` is raised.
-    """
-    opt = Highs()
-    opt.config.load_solution = False
-    opt.config.mip_gap = options.gap
-    opt.config.stream_solver = options.verbose
-    highs_options = {"random_seed": int(options.seed), "mip_abs_gap": 1e-6,
-                     "threads": int(options.threads or 0), **(highs_options or {})}
-    _use_threads(int(options.threads or 0))
-    opt.highs_options = highs_options
-    opt.config.warmstart = warm_start  # the variables' current values are a MIP start
-    start = time.perf_counter()
-    first = _run(opt, m, "uncovered", options.time_limit)
-    stages = [first]
-    if first.status == "interrupted" and not first.has_solution:
-        raise SolveInterrupted(first.extra.get("signal", "SIGINT"))
-    if not (options.lexicographic and first.has_solution and first.status in ("optimal", "time_limit")):
+    def __init__(self, options: SolveOptions, deadline: Deadline):
+        self.options = options
+        self.deadline = deadline
+
+    def _highs(self, highs_options: dict | None, *, gap: float) -> Highs:
+        opt = Highs()
+        opt.config.load_solution = False
+        opt.config.mip_gap = gap
+        opt.config.stream_solver = self.options.verbose
+        threads = int(self.options.threads or 0)
+        _use_threads(threads)
+        opt.highs_options = {"random_seed": int(self.options.seed), "mip_abs_gap": 1e-6, "threads": threads,
+                             **(highs_options or {})}
+        return opt
+
+    def lexicographic(self, m, objectives: list[Objective], *, warm_start: bool = False,
+                      highs_options: dict | None = None, canonical: bool = True,
+                      time_limit: float | None = None, gap: float | None = None,
+                      floor: float = 0.0) -> list[StageResult]:
+        """Minimise ``objectives[0]``, then each next one with the previous held at its
+        value, then (``canonical``) the tie-break stages of :func:`_canonical`.
+
+        The solver's objectives and holding rows live in a private block removed before
+        returning: the model is left as built, with the plan in its variables' values.
+        ``time_limit`` caps this call below the deadline (a start's share). A stage
+        interrupted by SIGINT/SIGTERM ends the sequence: the model keeps the best plan
+        found so far; if there is none, :class:`SolveInterrupted` is raised. ``floor``:
+        seconds each stage may take even past the deadline (an LP the tables need).
+        """
+        cap = None if time_limit is None else self.deadline.elapsed() + time_limit
+
+        def time_left() -> float | None:
+            left = self.deadline.left()
+            if cap is not None:
+                rest = cap - self.deadline.elapsed()
+                left = rest if left is None else min(left, rest)
+            return None if left is None else max(floor, left)
+
+        opt = self._highs(highs_options, gap=self.options.gap if gap is None else gap)
+        opt.config.warmstart = warm_start  # the variables' current values are a MIP start
+        blk = pyo.Block(concrete=True)
+        m.add_component(_PRIVATE, blk)
+        try:
+            return self._stages(opt, m, blk, objectives, canonical, time_left)
+        finally:
+            m.del_component(blk)
+
+    def _stages(self, opt, m, blk, objectives, canonical, time_left) -> list[StageResult]:
+        first_obj = objectives[0]
+        blk.obj0 = pyo.Objective(expr=first_obj.expr, sense=pyo.minimize)
+        first = _run(opt, m, first_obj.name, time_left())
+        _scale(first, first_obj.scale)
+        stages = [first]
+        if first.status == "interrupted" and not first.has_solution:
+            raise SolveInterrupted(first.extra.get("signal", "SIGINT"))
+        if not (self.options.lexicographic and first.has_solution and first.status in ("optimal", "time_limit")):
+            return stages
+        held = [(blk.obj0, first.objective / first_obj.scale)]
+        for k, obj in enumerate(objectives[1:], start=1):
+            left = time_left()
+            if left is not None and left <= 0.05:
+                return stages
+            saved = _values(m)
+            prev, value = held[-1]
+            blk.add_component(f"hold{k - 1}", pyo.Constraint(
+                expr=prev.expr <= value + 1e-6 * max(1.0, abs(value)) + 1e-6))
+            prev.deactivate()
+            new = pyo.Objective(expr=obj.expr, sense=pyo.minimize)
+            blk.add_component(f"obj{k}", new)
+            opt.config.warmstart = True
+            opt.config.mip_gap = 1e-6
+            stage = _run(opt, m, obj.name, left)
+            _scale(stage, obj.scale)
+            stages.append(stage)
+            if not stage.has_solution:  # keep the previous stage's plan
+                _restore(m, saved)
+                return stages
+            held.append((new, stage.objective / obj.scale))
+            if stage.status != "optimal":
+                return stages
+        if canonical and all(s.status == "optimal" for s in stages):
+            last, value = held[-1]
+            stages.extend(_canonical(opt, m, blk, last, value, first_obj.expr, time_left))
         return stages
 
-    def time_left() -> float | None:
-        return None if options.time_limit is None else options.time_limit - (time.perf_counter() - start)
+    def minimise(self, m, objective: Objective, *, highs_options: dict | None = None) -> StageResult:
+        """One stage, no tie-break (an LP, or a MIP solved to the options' gap)."""
+        return self.lexicographic(m, [objective], highs_options=highs_options, canonical=False)[0]
 
-    left = time_left()
-    if left is not None and left <= 0.05:
-        return stages
-    saved = _values(m)
-    held = first.objective
-    m.hold_coverage = pyo.Constraint(expr=m.uncovered <= held + 1e-6 * max(1.0, abs(held)) + 1e-6)
-    m.obj_uncovered.deactivate()
-    m.obj_cost.activate()
-    opt.config.warmstart = True
-    opt.config.mip_gap = 1e-6
-    second = _run(opt, m, "cost", left)
-    if second.has_solution:
-        second.objective = second.objective * m.cost_scale
-        second.bound = None if second.bound is None else second.bound * m.cost_scale
-    else:  # keep the stage-1 plan
-        _restore(m, saved)
-    stages.append(second)
-    if first.status == "optimal" and second.status == "optimal":
-        stages.extend(_canonical(opt, m, second.objective / m.cost_scale, time_left))
-    return stages
+
+_PRIVATE = "_optisite_solver"  # the solver's own block; removed after each call
+
+
+def _scale(stage: StageResult, scale: float) -> None:
+    if scale != 1.0 and stage.objective is not None:
+        stage.objective *= scale
+        stage.bound = None if stage.bound is None else stage.bound * scale
 
 
 def _values(m) -> dict:
@@ -270,19 +328,19 @@ def tie_weight(name: str) -> float:
     return 1.0 + int.from_bytes(h, "big") / 2.0 ** 64
 
 
-def _canonical(opt: Highs, m, cost_held: float, time_left) -> list[StageResult]:
+def _canonical(opt: Highs, m, blk, last, held: float, primary, time_left) -> list[StageResult]:
     """Make the reported plan a function of the instance, not of the solver's path.
 
-    Stages 1 and 2 may end on any of several plans of equal coverage and equal cost
-    (which practice sends the days, how flows split between equidistant sources), and
+    The lexicographic stages may end on any of several plans of equal value (which
+    practice sends the days, how flows split between equidistant sources), and
     HiGHS's parallel search picks among them differently with the thread count.
-    Holding both optima, stage 3 minimises a fixed pseudo-random linear function of the
-    integer decisions (weights hashed from variable names, in [1, 2)): with generic
-    weights the minimiser over a finite set is unique, so every run that proves it
-    optimal returns the same integer plan. Stage 4 fixes the integer decisions and
-    maximises the same kind of function of the flows (an LP, unique vertex), so flows
-    only grow: coverage can never get worse than stage 1. If a stage does not finish
-    optimal (time limit, interrupt), the plan before it is kept.
+    Holding every objective at its optimum, the tie-break stage minimises a fixed
+    pseudo-random linear function of the integer decisions (weights hashed from
+    variable names, in [1, 2)): with generic weights the minimiser over a finite set is
+    unique, so every run that proves it optimal returns the same integer plan. The
+    flows stage fixes the integer decisions and maximises the same kind of function of
+    the continuous variables outside the first objective (an LP, unique vertex). If a
+    stage does not finish optimal (time limit, interrupt), the plan before it is kept.
     """
     out: list[StageResult] = []
     saved = _values(m)
@@ -290,34 +348,36 @@ def _canonical(opt: Highs, m, cost_held: float, time_left) -> list[StageResult]:
     left = time_left()
     if left is not None and left <= 0.05:
         return out
+    blk.hold_last = pyo.Constraint(expr=last.expr <= held + 1e-9 * max(1.0, abs(held)) + 1e-7)
+    last.deactivate()
     if ints:
-        m.hold_cost = pyo.Constraint(expr=m.obj_cost.expr <= cost_held + 1e-9 * max(1.0, abs(cost_held)) + 1e-7)
-        m.obj_canonical = pyo.Objective(expr=sum(tie_weight(v.name) * v for v in ints), sense=pyo.minimize)
-        m.obj_cost.deactivate()
+        blk.obj_canonical = pyo.Objective(expr=sum(tie_weight(v.name) * v for v in ints), sense=pyo.minimize)
         opt.config.mip_gap = 0.0
         opt.highs_options = {**opt.highs_options, "mip_abs_gap": 1e-9}
         third = _run(opt, m, "tie-break", left)
         out.append(third)
-        m.obj_canonical.deactivate()
+        blk.obj_canonical.deactivate()
         if third.status != "optimal":
             _restore(m, saved)
             return out
         saved = _values(m)
-    in_uncovered = {id(v) for v in identify_variables(m.uncovered.expr)}
+    in_primary = {id(v) for v in identify_variables(primary)}
+    # Only variables that some active constraint bounds: a model may carry others unused
+    # (the apl model keeps the staffing flows for its polish, with their rows off).
+    constrained = {id(v) for c in m.component_data_objects(pyo.Constraint, active=True)
+                   for v in identify_variables(c.body)}
     flows = [v for v in m.component_data_objects(pyo.Var)
-             if not v.fixed and not (v.is_integer() or v.is_binary()) and id(v) not in in_uncovered]
+             if not v.fixed and not (v.is_integer() or v.is_binary()) and id(v) not in in_primary
+             and id(v) in constrained]
     left = time_left()
     if not flows or (left is not None and left <= 0.05):
         return out
     fixed = [v for v in ints if not v.fixed]
     for v in fixed:
         v.fix(round(v.value or 0.0))
-    for o in list(m.component_data_objects(pyo.Objective, active=True)):
-        o.deactivate()  # stage 3 may have been skipped (no integer decision left)
-    m.obj_flows = pyo.Objective(expr=sum(tie_weight(v.name) * v for v in flows), sense=pyo.maximize)
+    blk.obj_flows = pyo.Objective(expr=sum(tie_weight(v.name) * v for v in flows), sense=pyo.maximize)
     fourth = _run(opt, m, "flows", left)
     out.append(fourth)
-    m.obj_flows.deactivate()
     for v in fixed:
         v.unfix()
     if fourth.status != "optimal":

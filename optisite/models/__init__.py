@@ -1,9 +1,10 @@
-"""One builder module per model. Each builds a Pyomo ConcreteModel exposing the same
-handles so that one solve routine serves them all:
+"""The models: one module each, registered by name (see ``base.py`` for the protocol).
 
-* ``m.uncovered``: expression of the stage-1 objective (minimised),
-* ``m.cost``: expression of the annual cost in EUR (stage 2 minimises it at the stage-1 optimum),
-* ``m.obj_uncovered`` / ``m.obj_cost``: the two objectives, the second deactivated,
-* ``m.cost_scale``: EUR per model cost unit (the budget row is scaled for conditioning),
-* ``decisions(m)``: a function of the module returning plain pandas data, no Pyomo.
+Importing this package registers every model; ``names()`` lists them and ``get(name)``
+returns one. A new model is a new module here and one import line below.
 """
+
+from .base import Context, Decisions, Finish, Model, Objective, ResultMeaning, get, names, register
+from . import coverage, staffing, apl  # noqa: E402,F401  (registration order = CLI order)
+
+__all__ = ["Context", "Decisions", "Finish", "Model", "Objective", "ResultMeaning", "get", "names", "register"]

@@ -16,8 +16,9 @@ With a binary :math:`b_i` (1 when zone *i* is at or above the threshold *T*):
     \sum_j a_{ij} S_j(d, f) \ge T b_i \;\; \forall i, \;\; \text{staffing constraints, budget.}
 
 Then, at that value, the cost is minimised (stage 2), and finally, with every
-staffing decision fixed, demand flows are assigned by an LP so that the plan's
-coverage is reported on the same basis as the staffing model's.
+staffing decision fixed, demand flows are assigned by an LP (``staffing.plan_flows``,
+on a model of its own) so that the plan's coverage is reported on the same basis as
+the staffing model's.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 import pyomo.environ as pyo
-from pyomo.contrib.appsi.solvers.highs import Highs
 
 from ..apl import apl_linear_coefficients
 from ..instance import Instance
 from . import staffing
+from .base import Context, Decisions, Finish, Model, Objective, ResultMeaning, register
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,6 @@ def build(data: AplData) -> pyo.ConcreteModel:
     pop = data.population.to_dict()
     never = float(data.population.drop(can, errors="ignore").sum())
     m.uncovered = pyo.Expression(expr=never + sum(pop[i] * (1 - m.b[i]) for i in m.B))
-    m.obj_uncovered = pyo.Objective(expr=m.uncovered, sense=pyo.minimize)
-    m.obj_cost = pyo.Objective(expr=m.cost / m.cost_scale, sense=pyo.minimize)
-    m.obj_cost.deactivate()
     return m
 
 
@@ -140,25 +138,81 @@ def set_start(m, staffing_model) -> int:
     return lifted
 
 
-def decisions(m, data: AplData) -> dict:
-    """Staffing read back, then demand flows assigned by an LP with that staffing fixed."""
-    st = data.staffing
-    for var in (m.d, m.y, m.f, m.o, m.b):
-        for v in var.values():
-            v.fix(0 if v.value is None else round(v.value))
-    for c in (m.demand, m.cap_cabinet, m.cap_centre, m.cap_practice):
-        c.activate()
-    for name in ("hold_coverage", "budget", "apl_link"):
-        if hasattr(m, name):
-            getattr(m, name).deactivate()  # all their variables are fixed now
-    for o in (m.obj_uncovered, m.obj_cost):
-        o.deactivate()
-    pen = st.zones["penalty"].to_dict()
-    m.obj_flows = pyo.Objective(expr=sum(pen[z] * m.u[z] for z in m.Z), sense=pyo.minimize)
-    opt = Highs()
-    opt.config.load_solution = True
-    opt.highs_options = {"random_seed": 0}
-    opt.solve(m)
-    out = staffing.decisions(m, st)
-    out["summary"] = {"apl_threshold": data.threshold}
-    return out
+START_SHARE = 0.25  # share of the time left given to the staffing plan that starts the apl search
+
+
+@register
+class Apl(Model):
+    """Fewest inhabitants under an APL threshold, with the staffing model's decisions."""
+
+    name = "apl"
+    title = "sites and part-time staffing: fewest inhabitants under the APL threshold (DREES 2SFCA)"
+    objective_unit = "inhabitants under the APL threshold"
+    result = ResultMeaning(access="flows", objective="population_under_apl", capacities=True, apl=True)
+    document = "models/apl.md"
+
+    def prepare(self, ctx: Context) -> AplData:
+        o = ctx.options
+        return prepare(ctx.instance, ctx.pairs, ctx.links, o.force_open, o.force_closed)
+
+    def build(self, data: AplData):
+        return build(data)
+
+    def objectives(self, m) -> list[Objective]:
+        return [Objective("under threshold", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
+
+    def highs_options(self, m) -> tuple[dict, str | None]:
+        return staffing.Staffing.highs_options(self, m)
+
+    def baseline_flows(self, ctx: Context, data: AplData) -> pd.DataFrame | None:
+        flows, _ = staffing.plan_flows(ctx, data.staffing, None, None, name="existing supply alone")
+        return flows
+
+    def start(self, ctx: Context, data: AplData, m) -> list:
+        """Solve the staffing model briefly (from the status quo) and hand its plan to the
+        apl model as a MIP start. The apl model's LP bound is weak (a zone's binary needs
+        the whole threshold) and HiGHS alone may stop on a plan worse than the existing
+        supply; starting from the staffing plan means the apl plan is never worse, on APL,
+        than that plan, nor than the status quo."""
+        st = data.staffing
+        sm = staffing.build(st)
+        started = ctx.baseline is not None and staffing.status_quo_start(sm, st, ctx.baseline)
+        ctx.say("solving the staffing model to start the apl search")
+        seconds = ctx.deadline.part(START_SHARE, at_least=1.0)
+        stages = ctx.solver.lexicographic(sm, [Objective("uncovered", sm.uncovered)], warm_start=started,
+                                          canonical=False, time_limit=seconds, gap=max(ctx.options.gap, 1e-3),
+                                          highs_options=self.highs_options(sm)[0])
+        if not stages or not stages[0].has_solution:
+            return []
+        lifted = set_start(m, sm)
+        stages[0].extra["apl_objective"] = float(pyo.value(m.uncovered))
+        ctx.say(f"staffing start lifts {lifted} zone(s) to the threshold; "
+                f"{stages[0].extra['apl_objective']:,.0f} inhabitants stay under it")
+        for s in stages:
+            s.name = "start: staffing " + s.name
+        return stages
+
+    def decisions(self, ctx: Context, data: AplData, m) -> Decisions:
+        return staffing.decisions(m, data.staffing)
+
+    def polish(self, ctx: Context, data: AplData, dec: Decisions) -> Decisions:
+        """Demand flows for the plan's staffing (an LP): coverage on the staffing model's basis."""
+        flows, stages = staffing.plan_flows(ctx, data.staffing, dec.days, dec.fte, name="flows for the plan")
+        ctx.extra_stages.extend(stages)
+        dec.flows = flows if flows is not None else dec.flows
+        return dec
+
+    def finish(self, ctx: Context, data: AplData, tables: dict, summary: dict) -> Finish:
+        """The MIP only forces b_i <= [APL_i >= T]; a stopped search may leave b_i = 0 where
+        the plan already lifts zone i. Setting those b_i to 1 is feasible, so the plan's
+        true count is an objective value the model attains: report it."""
+        apl = summary.get("apl")
+        objective = summary.get("objective")
+        if not apl or objective is None:
+            return Finish()
+        under = float(apl["after"]["under"][apl["threshold"]])
+        if under < objective - 1e-6:
+            return Finish(objective=under, warnings=[
+                f"the solver's incumbent counted {objective:,.0f} inhabitants under the threshold; "
+                f"its plan leaves {under:,.0f}, reported as the objective"])
+        return Finish()

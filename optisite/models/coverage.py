@@ -21,6 +21,7 @@ r"""Budgeted maximal covering (Church and ReVelle 1974, with a budget instead of
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,7 @@ import pyomo.environ as pyo
 import scipy.sparse as sp
 
 from ..instance import Instance
+from .base import Context, Decisions, Model, Objective, ResultMeaning, check_budget, register
 
 
 @dataclass(frozen=True)
@@ -195,12 +197,66 @@ def add_constraints(m, data: CoverageData) -> None:
 def add_objectives(m, data: CoverageData) -> None:
     w = m._class_weight
     m.uncovered = pyo.Expression(expr=data.constant + sum(w[i] * (1 - m.z[i]) for i in m.I))
-    m.obj_uncovered = pyo.Objective(expr=m.uncovered, sense=pyo.minimize)
-    m.obj_cost = pyo.Objective(expr=m.cost / m.cost_scale, sense=pyo.minimize)
-    m.obj_cost.deactivate()
 
 
-def decisions(m) -> dict:
+def opened(m) -> list[str]:
     """Opened site ids, read back from the solved model."""
-    opened = sorted(j for j in m.J if m.y[j].value is not None and m.y[j].value > 0.5)
-    return {"open_sites": opened}
+    return sorted(j for j in m.J if m.y[j].value is not None and m.y[j].value > 0.5)
+
+
+START_SHARE = 0.25  # at most this share of the time left goes to the greedy + local search start
+START_MAX_S = 60.0  # and at most this many seconds (also the cap without a time limit)
+HIGHS = {"mip_lp_solver": "ipm"}  # see models/coverage.md: the root LP by interior point
+
+
+@register
+class Coverage(Model):
+    """Budgeted maximal covering: the fewest people beyond the cutoff of any GP."""
+
+    name = "coverage"
+    title = "budgeted maximal covering: fewest inhabitants beyond the cutoff of a GP (sites only, no staffing)"
+    objective_unit = "weighted inhabitants without access"
+    result = ResultMeaning(access="reach", objective="weighted_uncovered", capacities=False, apl=False)
+    document = "models/coverage.md"
+
+    def prepare(self, ctx: Context) -> CoverageData:
+        o = ctx.options
+        data = prepare(ctx.instance, ctx.pairs, o.force_open, o.force_closed)
+        check_budget(data.sites, list(data.force_open), data.budget, what="cheapest site")
+        return data
+
+    def build(self, data: CoverageData):
+        return build(data)
+
+    def describe(self, data: CoverageData) -> str:
+        return (f"building coverage model ({len(data.sites)} candidate sites, {len(data.dominated)} left out as "
+                f"dominated, {len(data.zones)} zones to cover)")
+
+    def reductions(self, data: CoverageData, m) -> dict:
+        return {"candidates_kept": len(data.sites), "candidates_dominated": len(data.dominated),
+                "zones": len(data.zones), "zone_classes": len(m.I)}
+
+    def objectives(self, m) -> list[Objective]:
+        return [Objective("uncovered", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
+
+    def highs_options(self, m) -> tuple[dict, str | None]:
+        return dict(HIGHS), None
+
+    def start(self, ctx: Context, data: CoverageData, m) -> list:
+        """The greedy + local-search plan as the MIP start; its seconds come out of the deadline."""
+        from ..heuristics import greedy_coverage, set_coverage_start
+        from ..solver import StageResult
+
+        if not len(data.sites):
+            return []
+        seconds = ctx.deadline.part(START_SHARE, at_most=START_MAX_S, at_least=0.2)
+        t = time.perf_counter()
+        plan = greedy_coverage(data, seconds=seconds, seed=ctx.options.seed)
+        set_coverage_start(m, plan)
+        value = float(pyo.value(m.uncovered))
+        ctx.say(f"greedy start opens {len(plan)} site(s), {value:,.0f} uncovered")
+        return [StageResult(name="start: greedy + local search", status="feasible", objective=value,
+                            seconds=time.perf_counter() - t, has_solution=True)]
+
+    def decisions(self, ctx: Context, data: CoverageData, m) -> Decisions:
+        return Decisions(open_sites=opened(m))

@@ -28,14 +28,15 @@ objective coefficients are about 1; cost rows are scaled by a power of ten.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from ..errors import InfeasibleError, InputError
+from ..errors import InfeasibleError
 from ..instance import Instance
+from .base import Context, Decisions, Model, Objective, ResultMeaning, check_budget, register
 from .coverage import cost_scale
 
 
@@ -136,7 +137,7 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
         weeks=p.working_weeks, budget=float(p.budget),
         force_open=tuple(sorted(forced_open)), force_closed=tuple(sorted(forced_closed)),
     )
-    _check_budget(data, instance)
+    check_budget(minimum_costs(data), list(data.force_open), data.budget)
     return data
 
 
@@ -147,25 +148,8 @@ def minimum_costs(data: StaffingData) -> pd.Series:
     return pd.concat([cab, cds]).sort_index()
 
 
-def _check_budget(data: StaffingData, instance: Instance) -> None:
-    mins = minimum_costs(data)
-    forced = [s for s in data.force_open if s in mins.index]
-    need = float(mins.loc[forced].sum()) if forced else 0.0
-    if need > data.budget * (1 + 1e-9) + 1e-6:
-        raise InfeasibleError(
-            f"the forced-open sites {', '.join(forced)} cost at least {need:,.0f} EUR/year, above the "
-            f"budget of {data.budget:,.0f} EUR/year (constraint 'budget'): raise --budget or open fewer sites")
-    if len(mins) and 0 < data.budget < float(mins.min()) - 1e-6:
-        raise InputError(
-            f"budget {data.budget:,.0f} EUR/year is below the cheapest option "
-            f"({mins.idxmin()}: {mins.min():,.0f} EUR/year), so nothing could be opened",
-            column="budget",
-            fix="raise the budget (is it in EUR/year, not thousands?) or give --budget 0 to evaluate "
-                "the existing supply alone")
-
-
 def build(data: StaffingData, *, objectives: bool = True) -> pyo.ConcreteModel:
-    """The staffing model; ``objectives=False`` leaves them to a model built on top (apl)."""
+    """The staffing model; ``objectives=False`` leaves its objective to a model built on top (apl)."""
     m = pyo.ConcreteModel(name="staffing")
     m.cost_scale = cost_scale(np.concatenate([
         data.cabinets["fixed_cost"].to_numpy(), data.centres["fixed_cost"].to_numpy(),
@@ -263,12 +247,9 @@ def add_constraints(m, data: StaffingData) -> None:
 def add_objectives(m, data: StaffingData) -> None:
     pen = data.zones["penalty"].to_dict()
     m.uncovered = pyo.Expression(expr=sum(pen[z] * m.u[z] for z in m.Z))
-    m.obj_uncovered = pyo.Objective(expr=m.uncovered, sense=pyo.minimize)
-    m.obj_cost = pyo.Objective(expr=m.cost / m.cost_scale, sense=pyo.minimize)
-    m.obj_cost.deactivate()
 
 
-def decisions(m, data: StaffingData) -> dict:
+def decisions(m, data: StaffingData) -> Decisions:
     """Days, FTE, openings and flows read back from the solved model as plain tables."""
     def val(v):
         return 0.0 if v.value is None else float(v.value)
@@ -286,7 +267,128 @@ def decisions(m, data: StaffingData) -> dict:
     staffed = set(days["site_id"]) | set(fte.index) | set(data.practices.index)
     flows = flows[(flows["consultations"] > 1e-6) & flows["source_id"].isin(staffed)].reset_index(drop=True)
     opened_cab = [c for c in opened_cab if c in set(days["site_id"])]
-    return {
-        "open_sites": sorted(opened_cab + list(fte.index)),
-        "days": days, "fte": fte, "flows": flows,
-    }
+    return Decisions(open_sites=sorted(opened_cab + list(fte.index)), days=days, fte=fte, flows=flows)
+
+
+def for_plan(data: StaffingData, days: pd.DataFrame | None, fte: pd.Series | None) -> StaffingData:
+    """The data restricted to one plan's staffed sites and links (for its flow LP)."""
+    days = days if days is not None else pd.DataFrame(columns=["practice_id", "site_id", "days_per_week"])
+    fte = fte if fte is not None else pd.Series(dtype=float)
+    cabs = [c for c in data.cabinets.index if c in set(days["site_id"])]
+    cds = [h for h in data.centres.index if h in set(fte.index)]
+    used = set(zip(days["practice_id"], days["site_id"]))
+    links = data.links[[pc in used for pc in zip(data.links["practice_id"], data.links["site_id"])]]
+    keep = (data.flows["source_kind"] == "practice") | data.flows["source_id"].isin(cabs + cds)
+    return replace(data, cabinets=data.cabinets.loc[cabs], centres=data.centres.loc[cds],
+                   links=links.reset_index(drop=True), flows=data.flows[keep].reset_index(drop=True),
+                   force_open=(), force_closed=())
+
+
+def plan_flows(ctx: Context, data: StaffingData, days: pd.DataFrame | None, fte: pd.Series | None,
+               name: str = "flows for the plan") -> tuple[pd.DataFrame | None, object]:
+    """Demand flows that serve the most weighted demand with one plan's staffing fixed
+    (an LP, canonical among its optima). ``days``/``fte`` None: the existing supply alone.
+    Returns (flows or None when the LP did not finish, its StageResult)."""
+    sub = for_plan(data, days, fte)
+    m = build(sub)
+    given = {} if days is None else {(p, c): int(d) for p, c, d in days[["practice_id", "site_id", "days_per_week"]]
+                                     .itertuples(index=False)}
+    for (p, c), v in m.d.items():
+        v.fix(given.get((p, c), 0))
+    for c in m.C:
+        m.y[c].fix(1)
+    for h in m.H:
+        m.f[h].fix(int(round(float(fte[h]))))
+        m.o[h].fix(1)
+    if hasattr(m, "budget"):
+        m.budget.deactivate()  # the plan's cost is already fixed and checked; only flows are free here
+    stages = ctx.solver.lexicographic(m, [Objective(name, m.uncovered)], canonical=True, floor=FLOW_LP_FLOOR_S)
+    done = stages[0].has_solution and all(s.status == "optimal" for s in stages)
+    return (decisions(m, sub).flows if done else None), stages
+
+
+FLOW_LP_FLOOR_S = 5.0  # seconds a flow LP may take even when the deadline has passed (tables need it)
+PRESOLVE_OFF_ABOVE = 300_000  # columns; see Staffing.highs_options
+
+
+def status_quo_start(m, data: StaffingData, flows: pd.DataFrame) -> bool:
+    """Write 'open nothing' with the existing supply's flows into ``m`` as its MIP start,
+    so that HiGHS's incumbent is never worse than the status quo. False when forced-open
+    sites make it infeasible."""
+    if data.force_open:
+        return False
+    for var in (m.d, m.y, m.f, m.o):
+        for v in var.values():
+            if not v.fixed:
+                v.set_value(0, skip_validation=True)
+    served = {(z, s): c / data.unit for z, s, c in flows[["zone_id", "source_id", "consultations"]].itertuples(index=False)}
+    for (z, s), v in m.x.items():
+        v.set_value(served.get((z, s), 0.0), skip_validation=True)
+    got = flows.groupby("zone_id")["consultations"].sum() / data.unit if len(flows) else pd.Series(dtype=float)
+    for z, v in m.u.items():
+        v.set_value(max(0.0, float(data.zones.at[z, "demand"]) - float(got.get(z, 0.0))), skip_validation=True)
+    return True
+
+
+@register
+class Staffing(Model):
+    """Part-time staffing of cabinets secondaires and salaried centres de santé."""
+
+    name = "staffing"
+    title = "sites and part-time staffing: fewest inhabitants whose demand no GP within the cutoff can serve"
+    objective_unit = "weighted inhabitants without access"
+    result = ResultMeaning(access="flows", objective="weighted_uncovered", capacities=True, apl=True)
+    document = "models/staffing.md"
+
+    def prepare(self, ctx: Context) -> StaffingData:
+        o = ctx.options
+        return prepare(ctx.instance, ctx.pairs, ctx.links, o.force_open, o.force_closed)
+
+    def build(self, data: StaffingData):
+        return build(data)
+
+    def describe(self, data: StaffingData) -> str:
+        return (f"building staffing model ({len(data.cabinets)} cabinets, {len(data.centres)} centres, "
+                f"{len(data.links)} practice-cabinet links, {len(data.flows)} demand pairs)")
+
+    def objectives(self, m) -> list[Objective]:
+        return [Objective("uncovered", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
+
+    def highs_options(self, m) -> tuple[dict, str | None]:
+        """Above ``PRESOLVE_OFF_ABOVE`` columns HiGHS's MIP presolve ignores the time limit
+        and Ctrl-C (a 5,115-commune model, 654k columns: 486 s on a 60 s limit, no plan);
+        with presolve off it stops at its limit with a plan, and the report says so."""
+        n = m.nvariables()
+        if n > PRESOLVE_OFF_ABOVE:
+            return {"presolve": "off"}, (
+                f"HiGHS presolve switched off: the model has {n:,} columns, and above {PRESOLVE_OFF_ABOVE:,} "
+                "HiGHS's presolve does not stop at the time limit; the bound may be weaker")
+        return {}, None
+
+    def baseline_flows(self, ctx: Context, data: StaffingData) -> pd.DataFrame | None:
+        flows, _ = plan_flows(ctx, data, None, None, name="existing supply alone")
+        return flows
+
+    def start(self, ctx: Context, data: StaffingData, m) -> list:
+        from ..solver import StageResult
+
+        base = ctx.baseline
+        if base is None or not status_quo_start(m, data, base):
+            return []
+        value = float(pyo.value(m.uncovered))
+        return [StageResult(name="start: status quo (open nothing)", status="feasible", objective=value,
+                            has_solution=True)]
+
+    def decisions(self, ctx: Context, data: StaffingData, m) -> Decisions:
+        return decisions(m, data)
+
+    def polish(self, ctx: Context, data: StaffingData, dec: Decisions) -> Decisions:
+        """Flows optimal for the plan's integer decisions when the search stopped before
+        its own flows stage (a time-limited incumbent's flows need not be)."""
+        if ctx.flows_final:
+            return dec
+        flows, stages = plan_flows(ctx, data, dec.days, dec.fte, name="polish: flows for the plan")
+        ctx.extra_stages.extend(stages)
+        if flows is not None:
+            dec.flows = flows
+        return dec
