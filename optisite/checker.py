@@ -102,12 +102,28 @@ def _zones_within(instance: Instance, source_zones, cutoff: float) -> set:
     return covered
 
 
+_LEGACY_RESULT = {  # folders written before solution.json had a "result" key
+    "coverage": {"access": "reach", "objective": "weighted_uncovered", "capacities": False, "apl": False},
+    "staffing": {"access": "flows", "objective": "weighted_uncovered", "capacities": True, "apl": True},
+    "apl": {"access": "flows", "objective": "population_under_apl", "capacities": True, "apl": True},
+}
+
+
+def _meaning(summary) -> dict:
+    """How to read the plan: ``result`` of solution.json (see models/outputs.md)."""
+    result = summary.get("result")
+    if isinstance(result, dict):
+        return result
+    return _LEGACY_RESULT.get(summary.get("model"), {})
+
+
 def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: bool = False) -> CheckReport:
     """Check ``sol`` against ``instance``; return the report (or raise CheckError)."""
     v: list[str] = []
     p = instance.parameters
     S = sol.summary
-    model = S.get("model")
+    meaning = _meaning(S)
+    reach = meaning.get("access") == "reach"
     sites_in = instance.sites
     W, D = p.working_weeks, p.days_per_fte
     per_day = p.consultations_per_day_liberal * W
@@ -174,7 +190,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
             v.append(f"practice '{pid}' gives {days_out[pid]:g} days/week, above its cap of {cap_give[pid]:g}")
 
     # -- presence, staffing and capacities -------------------------------------------------------
-    if model != "coverage":
+    if meaning.get("capacities"):
         if not np.allclose(cab["days_per_week"].astype(float), days_in.to_numpy(), atol=1e-9):
             v.append("sites.csv days_per_week differ from the schedule's totals")
         lo, hi = sites_in.loc[cab.index, "min_days"], sites_in.loc[cab.index, "max_days"]
@@ -197,7 +213,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
     # -- costs ---------------------------------------------------------------------------------
     fixed = sites_in.loc[s.index, "fixed_cost"].astype(float)
     staff = pd.Series(0.0, index=s.index)
-    if model != "coverage":
+    if meaning.get("capacities"):
         staff = (days_in.reindex(s.index).fillna(0.0) * W * sites_in.loc[s.index, "cost_per_day"]
                  + cds["fte"].astype(float).reindex(s.index).fillna(0.0) * sites_in.loc[s.index, "cost_per_fte"])
     cost = float((fixed + staff).sum())
@@ -205,7 +221,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
         v.append("sites.csv cost_total differs from the recomputed cost per site")
     if not _close(S.get("cost_total", np.nan), cost):
         v.append(f"solution.json cost_total {S.get('cost_total')} differs from {cost:.2f} recomputed")
-    if cost > p.budget * (1 + 1e-9) + 1e-6:
+    if meaning.get("budgeted", True) and cost > p.budget * (1 + 1e-9) + 1e-6:
         v.append(f"cost {cost:,.2f} EUR/year exceeds the budget of {p.budget:,.2f}")
 
     # -- coverage ------------------------------------------------------------------------------
@@ -216,7 +232,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
     z = z.reindex(zin.index)  # compare zone by zone, whatever the row order of zones.csv
     pop = zin["population"]
     practice_zones = pr["zone_id"]
-    if model == "coverage":
+    if reach:
         before = _zones_within(instance, practice_zones, p.coverage_minutes)
         after = _zones_within(instance, pd.concat([practice_zones, sites_in.loc[s.index, "zone_id"]]), p.coverage_minutes)
         share_before = pd.Series(zin.index.isin(list(before)), index=zin.index).astype(float)
@@ -262,7 +278,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
         zid = zin.index[~np.isclose(z["covered_after"].astype(float), share_after, atol=1e-6)][0]
         v.append(f"zone '{zid}' covered_after {z.at[zid, 'covered_after']} differs from "
                  f"{share_after[zid]:.6f} recomputed")
-    if model == "coverage" and not np.allclose(z["covered_before"].astype(float), share_before, atol=1e-9):
+    if reach and not np.allclose(z["covered_before"].astype(float), share_before, atol=1e-9):
         v.append("zones.csv covered_before differs from the zones within reach of a practice")
     covered = float((pop * share_after).sum())
     covered_before = float((pop * share_before).sum())
@@ -273,7 +289,19 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
             v.append(f"solution.json {key} {S[key]} differs from {value:.3f} recomputed")
 
     # -- objective and bound --------------------------------------------------------------------
-    if model in ("coverage", "staffing") and S.get("objective") is not None:
+    if meaning.get("full_coverage"):
+        candidates = sites_in.index.difference(pd.Index(options.get("force_closed", [])))
+        reachable = _zones_within(instance, pd.concat([practice_zones, sites_in.loc[candidates, "zone_id"]]),
+                                  p.coverage_minutes)
+        must = zin.index[zin.index.isin(list(reachable)) & (pop > 0)]
+        missed = must[share_after.reindex(must) < 1 - 1e-9]
+        if len(missed):
+            v.append(f"zone '{missed[0]}' can be reached by a candidate site but is not covered "
+                     f"({len(missed)} such zone(s)): the plan is not a full cover")
+    if meaning.get("objective") == "cost_total" and S.get("objective") is not None:
+        if not _close(S["objective"], cost):
+            v.append(f"objective {S['objective']} differs from the recomputed cost {cost:.2f}")
+    if meaning.get("objective") == "weighted_uncovered" and S.get("objective") is not None:
         weighted = float((zin["weight"] * pop * (1 - share_after)).sum())
         if not _close(S["objective"], weighted, scale=max(1.0, float(pop.sum()) * 1e-6)):
             v.append(f"objective {S['objective']} differs from the weighted uncovered population "
@@ -286,7 +314,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
         v.append(f"status optimal with gap {S['gap']} above the requested gap")
 
     # -- APL after the plan (2SFCA recomputed from the tables' capacities) ---------------------
-    if S.get("apl") and model != "coverage":
+    if S.get("apl") and meaning.get("apl"):
         from .apl import apl_after, apl_summary
 
         after = apl_after(instance, pd.Series(s["capacity"].astype(float).to_numpy(), index=s.index),
@@ -299,7 +327,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
         under = apl_summary(after, pop, [T])["under"][T]
         if not _close(S["apl"]["after"]["under"].get(str(T), S["apl"]["after"]["under"].get(T, np.nan)), under):
             v.append("solution.json APL population under the threshold differs from the recomputed one")
-        if model == "apl" and S.get("objective") is not None:
+        if meaning.get("objective") == "population_under_apl" and S.get("objective") is not None:
             # b_i = 1 allows APL_i = T within the solver's tolerance: count those as at threshold.
             lenient = float(pop[after.reindex(pop.index) < T - 1e-6 * max(1.0, T)].sum())
             if not (lenient - 1e-6 <= S["objective"] <= under + 1e-6):

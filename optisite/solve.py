@@ -94,9 +94,8 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     if first.has_solution:
         dec = model.polish(ctx, data, model.decisions(ctx, data, m))
     else:
-        dec = _status_quo(model, ctx, data)
-        warnings.append("no feasible plan was found before the time limit: the plan opens nothing "
-                        "(the existing supply alone)")
+        dec, what = _fallback(model, ctx, data)
+        warnings.append(f"no feasible plan was found before the time limit: the plan is {what}")
     tables, apl_info = _tables(instance, model, ctx, dec)
     objective, gap = first.objective, first.gap
     if first.has_solution and model.result.objective != "cost_total":
@@ -106,7 +105,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
             # A plan is never worse than doing nothing: a stopped search can hold one that is.
             warnings.append(f"the best plan found before the time limit leaves {after:,.0f} {model.objective_unit}, "
                             f"more than the existing supply alone ({before:,.0f}): the plan opens nothing")
-            dec = _status_quo(model, ctx, data)
+            dec, _ = _fallback(model, ctx, data)
             tables, apl_info = _tables(instance, model, ctx, dec)
             objective = None
     if instance.supply_source == "illustrative":
@@ -159,11 +158,11 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     return sol
 
 
-def _status_quo(model: Model, ctx: Context, data) -> Decisions:
-    dec = model.status_quo(ctx, data)
-    if model.result.access == "flows":
+def _fallback(model: Model, ctx: Context, data) -> tuple[Decisions, str]:
+    dec, what = model.fallback(ctx, data)
+    if model.result.access == "flows" and dec.flows is None:
         dec.flows = ctx.baseline
-    return dec
+    return dec, what
 
 
 def _as_dict(dec: Decisions) -> dict:

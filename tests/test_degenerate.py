@@ -120,7 +120,7 @@ def test_extreme_magnitudes(model, pop_scale, cost_scale):
 def test_large_models_solve_without_presolve_and_say_so(monkeypatch):
     """Above PRESOLVE_OFF_ABOVE columns HiGHS's presolve ignores the time limit, so it is
     switched off there; lower the threshold to exercise that path on a small instance."""
-    import optisite.solve as osolve
+    import optisite.models.staffing as osolve  # the threshold belongs to the staffing model
 
     z, s, p = frames(2)
     inst = instance_from_frames(z, s, p, parameters={"budget": 60000})

@@ -189,9 +189,10 @@ class Model:
         """Post-solve stages on the plan (for example the demand flows for fixed staffing)."""
         return decisions
 
-    def status_quo(self, ctx: Context, data: Any) -> Decisions:
-        """The plan that opens nothing (returned when no plan was found)."""
-        return Decisions.nothing()
+    def fallback(self, ctx: Context, data: Any) -> tuple[Decisions, str]:
+        """The plan returned when the search found none, and its description: by default
+        open nothing (the status quo, never worse than itself)."""
+        return Decisions.nothing(), "opens nothing (the existing supply alone)"
 
     def baseline_flows(self, ctx: Context, data: Any) -> pd.DataFrame | None:
         """Demand flows of the existing supply alone (access ``flows`` only)."""

@@ -276,8 +276,8 @@ def for_plan(data: StaffingData, days: pd.DataFrame | None, fte: pd.Series | Non
     fte = fte if fte is not None else pd.Series(dtype=float)
     cabs = [c for c in data.cabinets.index if c in set(days["site_id"])]
     cds = [h for h in data.centres.index if h in set(fte.index)]
-    used = set(zip(days["practice_id"], days["site_id"]))
-    links = data.links[[pc in used for pc in zip(data.links["practice_id"], data.links["site_id"])]]
+    used = pd.MultiIndex.from_frame(days[["practice_id", "site_id"]].astype(str))
+    links = data.links[pd.MultiIndex.from_frame(data.links[["practice_id", "site_id"]].astype(str)).isin(used)]
     keep = (data.flows["source_kind"] == "practice") | data.flows["source_id"].isin(cabs + cds)
     return replace(data, cabinets=data.cabinets.loc[cabs], centres=data.centres.loc[cds],
                    links=links.reset_index(drop=True), flows=data.flows[keep].reset_index(drop=True),
