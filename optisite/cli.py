@@ -49,26 +49,14 @@ class _Stopped(_Friendly):
         click.echo(f"stopped: {self.format_message()}", err=True)
 
 
-class _Signalled(KeyboardInterrupt):
-    def __init__(self, signal_name: str):
-        super().__init__(signal_name)
-        self.signal_name = signal_name
-
-
 def _on_signal(ctx: click.Context) -> None:
-    """SIGTERM behaves like SIGINT (a KeyboardInterrupt, so ``finally`` blocks remove
-    temporary files), and both remember their name for the exit code."""
-    import signal
-    import threading
+    """SIGTERM behaves like SIGINT (``signals.Interrupted``, a KeyboardInterrupt, so
+    ``finally`` blocks remove temporary files), and both remember their name for the exit code."""
+    from .signals import handling, raise_interrupted
 
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum, _frame):
-        raise _Signalled(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    ctx.call_on_close(lambda: [signal.signal(sig, h) for sig, h in previous.items()])
+    scope = handling(raise_interrupted)
+    scope.__enter__()
+    ctx.call_on_close(lambda: scope.__exit__(None, None, None))
 
 
 INSTANCE = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -25,6 +23,7 @@ from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers.highs import Highs
 
 from .deadline import Deadline
+from .signals import Interrupted, handling
 from .models.base import Objective
 
 DEFAULT_TIME_LIMIT = 600.0  # seconds for the whole command, when not given
@@ -96,39 +95,28 @@ class _QuietInterrupt(logging.Filter):
         return "kInterrupt" not in record.getMessage()
 
 
-logging.getLogger("pyomo.contrib.appsi.solvers.highs").addFilter(_QuietInterrupt())
-
-
-class SolveInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM stopped HiGHS before it had any plan to report."""
-
-    def __init__(self, signal_name: str):
-        super().__init__(signal_name)
-        self.signal_name = signal_name
-
-
 @contextlib.contextmanager
+def _quiet_interrupt():
+    """The filter above, on Pyomo's HiGHS logger only while a stage runs."""
+    log, f = logging.getLogger("pyomo.contrib.appsi.solvers.highs"), _QuietInterrupt()
+    log.addFilter(f)
+    try:
+        yield
+    finally:
+        log.removeFilter(f)
+
+
 def _cancel_on_signal(opt: Highs, caught: list[str]):
     """While HiGHS runs, SIGINT/SIGTERM ask it to stop (keeping its incumbent) instead of
     raising: a KeyboardInterrupt raised inside a HiGHS callback makes HiGHS drop its
-    incumbent and report a solve error. Only the main thread may install handlers; in
-    other threads the caller's handling applies unchanged."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, _frame):
-        caught.append(signal.Signals(signum).name)
+    incumbent and report a solve error."""
+    def cancel(name: str) -> None:
+        caught.append(name)
         highs = getattr(opt, "_solver_model", None)
         if highs is not None:
             highs.cancelSolve()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
+    return handling(cancel)
 
 
 def _run(opt: Highs, m, name: str, time_left: float | None) -> StageResult:
@@ -142,7 +130,7 @@ def _run(opt: Highs, m, name: str, time_left: float | None) -> StageResult:
     timer = HierarchicalTimer()
     caught: list[str] = []
     t0 = time.perf_counter()
-    with _cancel_on_signal(opt, caught):
+    with _cancel_on_signal(opt, caught), _quiet_interrupt():
         if time_left is not None:
             # Hand the model to HiGHS first and give HiGHS what is left of the limit: at a
             # million nonzeros the hand-over alone takes several seconds.
@@ -240,7 +228,7 @@ class StageSolver:
         returning: the model is left as built, with the plan in its variables' values.
         ``time_limit`` caps this call below the deadline (a start's share). A stage
         interrupted by SIGINT/SIGTERM ends the sequence: the model keeps the best plan
-        found so far; if there is none, :class:`SolveInterrupted` is raised. ``floor``:
+        found so far; if there is none, :class:`~optisite.signals.Interrupted` is raised. ``floor``:
         seconds each stage may take even past the deadline (an LP the tables need).
         """
         cap = None if time_limit is None else self.deadline.elapsed() + time_limit
@@ -264,11 +252,16 @@ class StageSolver:
     def _stages(self, opt, m, blk, objectives, canonical, time_left) -> list[StageResult]:
         first_obj = objectives[0]
         blk.obj0 = pyo.Objective(expr=first_obj.expr, sense=pyo.minimize)
-        first = _run(opt, m, first_obj.name, time_left())
+        left = time_left()
+        if left is not None and (len(objectives) > 1 or canonical) and self.options.lexicographic:
+            # Keep a share of the time for the later stages, so that a time-limited plan
+            # still gets its cost minimised at its coverage and its ties broken.
+            left = max(left * (1.0 - LATER_STAGES_SHARE), min(left, 0.05))
+        first = _run(opt, m, first_obj.name, left)
         _scale(first, first_obj.scale)
         stages = [first]
         if first.status == "interrupted" and not first.has_solution:
-            raise SolveInterrupted(first.extra.get("signal", "SIGINT"))
+            raise Interrupted(first.extra.get("signal", "SIGINT"))
         if not (self.options.lexicographic and first.has_solution and first.status in ("optimal", "time_limit")):
             return stages
         held = [(blk.obj0, first.objective / first_obj.scale)]
@@ -294,7 +287,9 @@ class StageSolver:
             held.append((new, stage.objective / obj.scale))
             if stage.status != "optimal":
                 return stages
-        if canonical and all(s.status == "optimal" for s in stages):
+        # The first stage may have stopped at its limit: holding its incumbent's value, the
+        # later stages still make the plan canonical among plans of that value and cost.
+        if canonical and all(s.status == "optimal" for s in stages[1:]):
             last, value = held[-1]
             stages.extend(_canonical(opt, m, blk, last, value, first_obj.expr, time_left))
         return stages
@@ -304,6 +299,7 @@ class StageSolver:
         return self.lexicographic(m, [objective], highs_options=highs_options, canonical=False)[0]
 
 
+LATER_STAGES_SHARE = 0.15  # of the time left, kept for the cost and tie-break stages
 _PRIVATE = "_optisite_solver"  # the solver's own block; removed after each call
 
 

@@ -199,8 +199,12 @@ class Model:
         return None
 
     def finish(self, ctx: Context, data: Any, tables: dict, summary: dict) -> Finish:
-        """Model-specific corrections once the tables and the APL exist."""
-        return Finish()
+        """Corrections once the tables and the APL exist. By default the objective is the
+        reported plan's own value recomputed from its tables: after a time-limited first
+        stage, the later stages and the polish may have improved on the incumbent."""
+        from ..solution import plan_objective
+
+        return Finish(objective=plan_objective(self.result, ctx.instance, tables, summary.get("apl")))
 
     def __repr__(self) -> str:
         return f"<model {self.name}: {self.title}>"
