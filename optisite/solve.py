@@ -14,6 +14,7 @@ import platform
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable
 
@@ -50,6 +51,28 @@ def _check_forced(instance: Instance, options: SolveOptions) -> None:
             if sid not in instance.sites.index:
                 raise InputError(f"unknown site id '{sid}' in {flag}", column=flag,
                                  fix="use a site_id of the instance's sites table")
+
+
+@dataclass
+class Built:
+    """A model built for an instance, not solved: its declarations, data and Pyomo model."""
+
+    model: Model
+    data: object
+    pyomo: object
+    context: Context
+
+
+def build(instance: Instance, options: SolveOptions | None = None) -> Built:
+    """Prepare and build ``options.model`` on ``instance`` without solving (for inspection,
+    tests and benchmarks that solve the model their own way)."""
+    options = options or SolveOptions()
+    model = registry.get(options.model)
+    _check_forced(instance, options)
+    deadline = Deadline(options.time_limit)
+    ctx = Context(instance=instance, options=options, deadline=deadline, solver=StageSolver(options, deadline))
+    data = model.prepare(ctx)
+    return Built(model=model, data=data, pyomo=model.build(data), context=ctx)
 
 
 def solve(instance: Instance, options: SolveOptions | None = None, *, check: bool = True,
@@ -198,4 +221,4 @@ def _add_apl(instance: Instance, model: Model, tables: dict) -> dict:
     }
 
 
-__all__ = ["solve", "SolveOptions", "StageResult", "versions"]
+__all__ = ["build", "solve", "Built", "SolveOptions", "StageResult", "versions"]
