@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .capacity import capacities
+from .rules import capacities, site_cost
 from .errors import InputError, OutputExistsError
 from .instance import Instance
 
@@ -108,7 +108,8 @@ def derive(instance: Instance, result, decisions: dict, *, pairs: pd.DataFrame,
         s["cost_staff"] = 0.0
     else:
         s["capacity"] = s["days_per_week"] * caps["per_liberal_weekly_day"] + s["fte"] * caps["per_salaried_fte"]
-        s["cost_staff"] = s["days_per_week"] * W * s["cost_per_day"] + s["fte"] * s["cost_per_fte"]
+        s["cost_staff"] = site_cost(instance.parameters, 0.0, s["cost_per_day"], s["days_per_week"],
+                                    s["cost_per_fte"], s["fte"])
     s["cost_fixed"] = s["fixed_cost"]
     s["cost_total"] = s["cost_fixed"] + s["cost_staff"]
     s = s.reset_index().rename(columns={"index": "site_id"})

@@ -30,6 +30,7 @@ import pyomo.environ as pyo
 
 from ..apl import apl_linear_coefficients
 from ..instance import Instance
+from ..rules import per_liberal_weekly_day, per_practice_fte, per_salaried_fte
 from . import staffing
 from .base import Context, Decisions, Finish, Model, Objective, ResultMeaning, register
 
@@ -50,9 +51,9 @@ def prepare(instance: Instance, pairs: pd.DataFrame, links: pd.DataFrame,
     p = instance.parameters
     st = staffing.prepare(instance, pairs, links, force_open, force_closed, tighten=False)
     coef = apl_linear_coefficients(instance)
-    per_day = p.consultations_per_day_liberal * p.working_weeks  # consultations/year per weekly day
-    per_fte = p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks
-    full = instance.practices["physicians"] * p.days_per_fte * per_day
+    per_day = per_liberal_weekly_day(p)  # consultations/year per weekly day
+    per_fte = per_salaried_fte(p)
+    full = instance.practices["physicians"] * per_practice_fte(p)
 
     prac = coef[coef["source_kind"] == "practice"]
     constant = (prac["coefficient"] * full.reindex(prac["source_id"]).to_numpy()).groupby(prac["zone_id"]).sum()

@@ -36,6 +36,8 @@ import pyomo.environ as pyo
 
 from ..errors import InfeasibleError
 from ..instance import Instance
+from ..parameters import Parameters
+from ..rules import per_liberal_weekly_day, per_salaried_fte, site_cost
 from .base import Context, Decisions, Model, Objective, ResultMeaning, check_budget, register
 from .coverage import cost_scale
 
@@ -58,6 +60,7 @@ class StaffingData:
     budget: float
     force_open: tuple[str, ...]
     force_closed: tuple[str, ...]
+    parameters: Parameters
 
 
 def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
@@ -117,8 +120,8 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
     keep = (flows["source_kind"] == "practice") | flows["source_id"].isin(cabinets.index) | flows["source_id"].isin(centres.index)
     flows = flows[keep].reset_index(drop=True)
 
-    per_day = p.consultations_per_day_liberal * p.working_weeks / unit
-    per_fte = p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks / unit
+    per_day = per_liberal_weekly_day(p) / unit
+    per_fte = per_salaried_fte(p) / unit
     if tighten:
         # Staffing beyond what the reachable demand can absorb covers nobody and only costs:
         # cap days and FTE at that (never below the minimum presence). This tightens the
@@ -135,7 +138,7 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
         practices=practices, cabinets=cabinets, centres=centres, links=links, flows=flows,
         zones=zones, unit=unit, per_day=per_day, per_fte=per_fte, days_per_fte=p.days_per_fte,
         weeks=p.working_weeks, budget=float(p.budget),
-        force_open=tuple(sorted(forced_open)), force_closed=tuple(sorted(forced_closed)),
+        force_open=tuple(sorted(forced_open)), force_closed=tuple(sorted(forced_closed)), parameters=p,
     )
     check_budget(minimum_costs(data), list(data.force_open), data.budget)
     return data
@@ -143,8 +146,9 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
 
 def minimum_costs(data: StaffingData) -> pd.Series:
     """Cheapest annual cost of opening each usable site (fixed + its minimum staffing)."""
-    cab = data.cabinets["fixed_cost"] + data.weeks * data.cabinets["cost_per_day"] * np.maximum(data.cabinets["min_days"], 1)
-    cds = data.centres["fixed_cost"] + data.centres["cost_per_fte"] * np.maximum(data.centres["min_fte"], 1)
+    c, h = data.cabinets, data.centres
+    cab = site_cost(data.parameters, c["fixed_cost"], c["cost_per_day"], np.maximum(c["min_days"], 1), 0.0, 0.0)
+    cds = site_cost(data.parameters, h["fixed_cost"], 0.0, 0.0, h["cost_per_fte"], np.maximum(h["min_fte"], 1))
     return pd.concat([cab, cds]).sort_index()
 
 
