@@ -1,8 +1,8 @@
 """Batches on a Dask cluster of separate processes (``dask scheduler`` and ``dask worker`` on
 127.0.0.1): a scheduler without workers, and workers killed in the middle of a batch.
 
-Each test starts its own scheduler and workers (no nanny, so a killed worker stays dead) and
-stops them at the end; everything listens on 127.0.0.1 only.
+One scheduler serves the module; each test starts its own workers (no nanny, so a killed
+worker stays dead) and stops them at the end; everything listens on 127.0.0.1 only.
 """
 
 import contextlib
@@ -26,6 +26,7 @@ from optisite.solver import SolveOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 NIEVRE = ROOT / "instances" / "nievre-58"
+TINY = ROOT / "instances" / "tiny"
 START = 30.0  # seconds for a scheduler or a worker process to come up on a loaded machine
 
 
@@ -33,76 +34,104 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
+def _stop(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A ``dask scheduler`` process on 127.0.0.1 for the module; each test brings its workers."""
+    folder = tmp_path_factory.mktemp("dask")
+    info = folder / "scheduler.json"
+    with open(folder / "scheduler.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--no-dashboard", "--scheduler-file", str(info)], stdout=log, stderr=log, env=_env())
+        try:
+            deadline = time.monotonic() + START
+            while not (info.exists() and info.stat().st_size):
+                assert time.monotonic() < deadline and proc.poll() is None, "the scheduler did not start"
+                time.sleep(0.1)
+            time.sleep(0.2)
+            yield json.loads(info.read_text())["address"]
+        finally:
+            _stop([proc])
+
+
 @contextlib.contextmanager
-def dask_processes(tmp_path: Path, workers: int):
-    """A ``dask scheduler`` and ``workers`` one-thread ``dask worker`` processes (no nanny) on
-    127.0.0.1; yields (scheduler address, {worker address: process}); stops them all on exit."""
+def dask_workers(address: str, tmp_path: Path, n: int):
+    """``n`` one-thread ``dask worker`` processes (no nanny: a killed worker stays dead) on
+    127.0.0.1, all registered; yields {worker address: process}, in start order; stops them on exit."""
     from distributed import Client
 
     procs = []
-    info = tmp_path / "scheduler.json"
-    log = open(tmp_path / "dask.log", "ab")
-    try:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-             "--no-dashboard", "--scheduler-file", str(info)], stdout=log, stderr=log, env=_env()))
-        deadline = time.monotonic() + START
-        while not (info.exists() and info.stat().st_size):
-            assert time.monotonic() < deadline and procs[0].poll() is None, "the scheduler did not start"
-            time.sleep(0.1)
-        time.sleep(0.2)  # the file is written in one go, but give it a moment
-        address = json.loads(info.read_text())["address"]
-        for i in range(workers):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--no-nanny", "--nthreads", "1",
-                 "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"], stdout=log, stderr=log, env=_env()))
-        by_address = {}
-        if workers:
-            with Client(address, timeout="20s") as c:
-                c.wait_for_workers(workers, timeout=START)
-                names = {w["name"]: a for a, w in c.scheduler_info(n_workers=-1)["workers"].items()}
-            by_address = {names[f"w{i}"]: procs[1 + i] for i in range(workers)}
-        yield address, by_address
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
-        log.close()
+    with open(tmp_path / "workers.log", "ab") as log, Client(address, timeout="20s") as c:
+        try:
+            for i in range(n):
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "distributed.cli.dask_worker", address, "--no-nanny", "--nthreads",
+                     "1", "--host", "127.0.0.1", "--no-dashboard", "--name", f"{tmp_path.name}-w{i}"],
+                    stdout=log, stderr=log, env=_env()))
+            if n:
+                c.wait_for_workers(n, timeout=START)
+            names = {w["name"]: a for a, w in c.scheduler_info(n_workers=-1)["workers"].items()}
+            yield {names[f"{tmp_path.name}-w{i}"]: procs[i] for i in range(n)}
+        finally:
+            _stop(procs)
+            deadline = time.monotonic() + START  # the next test starts from a cluster without workers
+            while c.nthreads() and time.monotonic() < deadline:
+                time.sleep(0.1)
 
 
 def kill_when_busy(address: str, worker: str, proc: subprocess.Popen, seen: dict, after: float = 0.0):
-    """Start a thread that SIGKILLs ``proc`` (the worker at ``worker``) once the scheduler shows
-    it processing a task (and ``after`` seconds more); ``seen["keys"]`` gets the keys it held."""
+    """Start a thread that SIGKILLs ``proc`` (the worker at ``worker``) ``after`` seconds after
+    a batch task started on it (the batch's own "started" event); ``seen["keys"]`` gets the
+    keys that started there."""
+    import queue
+
     from distributed import Client
+
+    events = queue.SimpleQueue()
 
     def watch():
         with Client(address, timeout="20s") as c:
+            c.subscribe_topic(batch.STARTED, events.put)
             deadline = time.monotonic() + START
+            keys = []
             while time.monotonic() < deadline:
-                keys = c.processing(workers=[worker]).get(worker, ())
-                if keys:
+                try:
+                    _, msg = events.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if msg["worker"] == worker:
+                    keys.append(msg["key"])
                     time.sleep(after)
-                    seen["keys"] = c.processing(workers=[worker]).get(worker, ())
                     proc.send_signal(signal.SIGKILL)
-                    seen["killed_at"] = time.monotonic()
+                    while not events.empty():
+                        _, msg = events.get()
+                        keys += [msg["key"]] if msg["worker"] == worker else []
+                    seen["keys"] = keys
                     return
-                time.sleep(0.02)
 
     t = threading.Thread(target=watch, daemon=True)
     t.start()
+    time.sleep(0.5)  # subscribed before the batch starts
     return t
 
 
-def test_a_scheduler_without_workers_is_one_line_exit_2(tmp_path, monkeypatch):
+def test_a_scheduler_without_workers_is_one_line_exit_2(scheduler, tmp_path, monkeypatch):
     """Issue 17, item 12: it ended in ``TimeoutError: No valid workers found``."""
     monkeypatch.setattr(batch, "WORKER_WAIT", 2.0, raising=False)
-    with dask_processes(tmp_path, workers=0) as (address, _):
+    address = scheduler
+    with dask_workers(address, tmp_path, 0):
         t0 = time.monotonic()
         r = CliRunner().invoke(main, ["frontier", str(NIEVRE), "--model", "coverage", "--budgets", "0:100000:3",
                                       "--scheduler", address, "--out", str(tmp_path / "f")])
@@ -115,19 +144,21 @@ def test_a_scheduler_without_workers_is_one_line_exit_2(tmp_path, monkeypatch):
     assert took < 20 and not (tmp_path / "f").exists()
 
 
-def test_a_worker_killed_mid_batch_fails_its_tasks_and_keeps_the_others(tmp_path, monkeypatch):
-    """Any job (here ``time.sleep``): the killed worker's tasks fail, the other worker's tasks are
-    kept; once the last worker is killed too, the tasks still waiting fail rather than hang."""
+def test_a_worker_killed_mid_batch_fails_its_tasks_and_keeps_the_others(scheduler, tmp_path, monkeypatch):
+    """Any job (here ``time.sleep``): the task running on the killed worker fails, the others are
+    kept (those only queued there run on the other worker); once the last worker is killed too,
+    the tasks still waiting fail rather than hang."""
     monkeypatch.setattr(batch, "WORKER_WAIT", 2.0, raising=False)
-    with dask_processes(tmp_path, workers=2) as (address, workers):
-        (w0, p0), (w1, p1) = sorted(workers.items(), key=lambda kv: kv[1].pid)
+    address = scheduler
+    with dask_workers(address, tmp_path, 2) as workers:
+        (w0, p0), (w1, p1) = workers.items()
         seen0, seen1 = {}, {}
         killers = [kill_when_busy(address, w0, p0, seen0, after=0.3)]
         done = []
 
         def on_result(res):
             done.append(res)
-            if len(done) == 1:  # the second worker dies once the first result is in
+            if res.ok and len(killers) == 1:  # the second worker dies once a task has succeeded
                 killers.append(kill_when_busy(address, w1, p1, seen1, after=0.3))
 
         t0 = time.monotonic()
@@ -142,7 +173,8 @@ def test_a_worker_killed_mid_batch_fails_its_tasks_and_keeps_the_others(tmp_path
     lost1 = [r for r in results if not r.ok and w1 in r.error]
     left = [r for r in results if not r.ok and "no Dask worker left" in r.error]
     kept = [r for r in results if r.ok]
-    assert len(lost0) == len(seen0["keys"]) >= 1 and len(lost1) == len(seen1["keys"]) >= 1
+    assert len(seen0["keys"]) == len(seen1["keys"]) == 1  # one thread: one task at a time
+    assert len(lost0) == 1 and len(lost1) == 1
     assert all("was lost" in r.error and r.exit_code == 1 and "\n" not in r.error for r in lost0 + lost1)
     assert kept and all(r.value is None for r in kept)  # time.sleep returned
     assert left and all(f"dask worker {address}" in r.error for r in left)
@@ -150,18 +182,19 @@ def test_a_worker_killed_mid_batch_fails_its_tasks_and_keeps_the_others(tmp_path
     assert took < 30
 
 
-def test_a_worker_killed_mid_frontier_gives_failed_rows(tmp_path):
+def test_a_worker_killed_mid_frontier_gives_failed_rows(scheduler, tmp_path):
     """The frontier keeps the budgets solved elsewhere and marks the lost worker's ``failed``."""
-    budgets = parse_budgets("0:140000:15")
-    with dask_processes(tmp_path, workers=2) as (address, workers):
-        (w0, p0), = [(a, p) for a, p in workers.items() if p.pid == min(q.pid for q in workers.values())]
+    budgets = parse_budgets("0:120000:13")
+    address = scheduler
+    with dask_workers(address, tmp_path, 2) as workers:
+        (w0, p0), _ = workers.items()
         seen = {}
         killer = kill_when_busy(address, w0, p0, seen)
-        df = run_frontier(NIEVRE, budgets, SolveOptions(model="coverage", time_limit=20), scheduler=address)
+        df = run_frontier(TINY, budgets, SolveOptions(model="coverage", time_limit=20), scheduler=address)
         killer.join(timeout=5)
     assert "keys" in seen, "the worker was not killed"
     failed = df[df["status"] == "failed"]
-    assert len(failed) == len(seen["keys"]) >= 1, df[["budget", "status", "note"]]
+    assert len(seen["keys"]) == 1 and len(failed) == 1, df[["budget", "status", "note"]]
     assert failed["note"].str.contains(f"the Dask worker {w0} .*was lost", regex=True).all()
     solved = df[df["status"] != "failed"]
     assert len(solved) == len(budgets) - len(failed) and solved["check_ok"].all()
