@@ -112,7 +112,7 @@ def _lost(worker: str) -> dict:
 
 def _no_worker_fix(address: str) -> str:
     return (f"start one with `dask worker {address}` on a machine with optisite installed "
-            "(and the instance folder, if it is given by path)")
+            "(and any file its tasks read)")
 
 
 def check_target(workers: int | None, scheduler: Any) -> None:

@@ -433,7 +433,3 @@ def compare(dirs, out, force):
         click.echo(f"{r['scenario']:<24} {r['status']:<10} without access {r['population_uncovered']:>12,.0f}  "
                    f"cost {r['cost_total']:>12,.0f}  sites {r['sites_opened']}")
     click.echo(f"written      {out}")
-
-
-def run():  # pragma: no cover - console entry for `python -m optisite`
-    sys.exit(main())
