@@ -23,6 +23,7 @@ from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers.highs import Highs
 
 MODELS = ("coverage", "staffing", "apl")
+DEFAULT_TIME_LIMIT = 600.0  # seconds for the whole command, when not given
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class SolveOptions:
     """What the user may set for any model (CLI options map one to one)."""
 
     model: str = "staffing"
-    time_limit: float | None = 600.0  # seconds for the whole solve, both stages
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds for the whole solve, both stages
     gap: float = 1e-4  # relative MIP gap of stage 1
     threads: int | None = None
     seed: int = 0
