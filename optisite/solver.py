@@ -31,7 +31,7 @@ class SolveOptions:
     """What the user may set for any model (CLI options map one to one)."""
 
     model: str = "staffing"
-    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds for the whole solve, both stages
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # seconds for the whole solve, every step
     gap: float = 1e-4  # relative MIP gap of stage 1
     threads: int | None = None
     seed: int = 0
