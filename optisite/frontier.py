@@ -3,11 +3,10 @@
 ``solve_budget(instance_or_folder, budget, options)`` is one honest solve (to the
 requested gap) at one budget, checked by the independent checker, returned as a
 plain dict: a pure function of its arguments, so a batch runner (Dask) can map it
-over budgets. ``run_frontier`` maps it serially, or on Dask through
-:mod:`optisite.batch` (tasks from :func:`budget_task`) when given workers or a scheduler;
-``analyse`` adds what each step
-buys (inhabitants per EUR 100,000), marks the knee and checks monotonicity: more
-budget must never cover fewer people, and a point that does is reported loudly
+over budgets. ``run_frontier`` maps it serially, or on Dask through :mod:`optisite.batch`
+(one :func:`budget_task` per budget) when given workers or a scheduler; ``analyse`` adds
+what each step buys (inhabitants per EUR 100,000), marks the knee and checks monotonicity:
+more budget must never cover fewer people, and a point that does is reported loudly
 (it would be a solver tolerance at best, a bug at worst), never hidden by
 keeping the previous plan. ``write_frontier`` writes frontier.csv, frontier.png
 and frontier.html atomically.
