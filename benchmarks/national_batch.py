@@ -27,8 +27,9 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 import report  # noqa: E402
-from optisite.batch import Task, run_batch  # noqa: E402
+from optisite.batch import run_batch  # noqa: E402
 from optisite.build import build_instance, departement_names, parse_departements  # noqa: E402
+from optisite.frontier import budget_task  # noqa: E402
 from optisite.instance import load_instance  # noqa: E402
 from optisite.solver import SolveOptions  # noqa: E402
 
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         built = build_all(codes, Path(tmp))
         t_build = time.perf_counter() - t0
-        tasks = [Task(instance=str(path), budget=budget, options=options, label=code)
+        tasks = [budget_task(str(path), budget, options, label=code)
                  for code, path, budget, _ in built]
         done = []
 

@@ -1,57 +1,61 @@
-"""Independent solves run as a batch on Dask (``dask.distributed``).
+"""Independent jobs run as a batch on Dask (``dask.distributed``).
 
-A :class:`Task` is one call of :func:`optisite.frontier.solve_budget`: an instance
-(a folder path, or a loaded :class:`~optisite.instance.Instance`, which is pickled
-and sent to each worker once), a budget, the solve options and optional parameter
-overrides (a scenario). :func:`run_batch` submits the tasks to a
-``distributed.Client``: a ``LocalCluster`` of worker processes started for the
-batch by default, or an existing cluster when ``scheduler="tcp://host:port"`` is
-given (its workers need optisite installed, and the instance folder if tasks name
-one by path). Results arrive as they complete (for progress) and are returned in
-input order, so a batch gives the same table as a serial loop. An exception in a
-task becomes a failed :class:`TaskResult` carrying a one-line message; the other
-tasks are kept. HiGHS runs with one thread per task: the parallelism is across
-tasks.
+A :class:`Task` is one call ``fn(*args, **kwargs)`` of a picklable function (the frontier's
+budget solve, or any other job). :func:`run_batch` submits the tasks to a
+``distributed.Client``: a ``LocalCluster`` of worker processes started for the batch by
+default, or an existing cluster when ``scheduler="tcp://host:port"`` is given (its workers
+need optisite installed, and any file a task names by path). An argument object shared by
+several tasks (the same object, such as a loaded instance) travels once to every worker, not
+once per task. Results arrive as they complete (for progress) and are returned in input
+order, so a batch gives the same table as a serial loop. An exception in a task becomes a
+failed :class:`TaskResult` carrying a one-line message; so does a task that was running on a
+worker that is lost (killed, out of memory), and every task still waiting when no worker is
+left for :data:`WORKER_WAIT` seconds. The other tasks are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import queue
+import threading
+import time
 import traceback as tb
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+import uuid
+from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Callable, Iterable, Iterator
 
 from .errors import InputError, OptisiteError
-from .instance import Instance
-from .solver import SolveOptions
 
 DEFAULT_WORKERS = 2  # this project's reference machine has 2 cores
 EXIT_BUG = 1  # a failure that is not a user error (an exception type of ours would say so)
+WORKER_WAIT = 5.0  # seconds a cluster may have no worker before its tasks fail
+POLL = 0.25  # seconds between looks at the cluster's workers while tasks run
+STARTED = "optisite-batch-started"  # event topic: a worker says it started a task
+_PLAIN = (str, bytes, int, float, complex, bool, type(None), PurePath)  # small: sent with each task
 
 
 @dataclass(frozen=True)
 class Task:
-    """One solve: ``solve_budget(instance, budget, options, overrides)``."""
+    """One job: ``fn(*args, **kwargs)`` on a worker; ``label`` names it in messages."""
 
-    instance: Instance | str | Path
-    budget: float
-    options: SolveOptions
-    overrides: dict | None = None
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
     label: str = ""
 
     def name(self) -> str:
-        return self.label or f"budget {self.budget:,.0f}"
+        return self.label or getattr(self.fn, "__name__", "task")
 
 
 @dataclass
 class TaskResult:
-    """What came back for one task: ``value`` (the frontier row) or a one-line ``error``."""
+    """What came back for one task: ``value`` (what ``fn`` returned) or a one-line ``error``."""
 
     index: int
     task: Task
-    value: dict | None = None
+    value: Any = None
     error: str | None = None
     exit_code: int | None = None  # that of the error: 2 input, 3 infeasible, 4 check, 1 other
     traceback: str = field(default="", repr=False)
@@ -85,15 +89,30 @@ def one_line(exc: BaseException) -> str:
     return text
 
 
-def _solve_task(instance, budget: float, options: SolveOptions, overrides: dict | None) -> dict:
-    """Runs on a worker: one solve, its exception turned into plain data (always picklable)."""
-    from .frontier import solve_budget
+def _call(fn: Callable[..., Any], args: list, kwargs: dict, batch: str = "") -> dict:
+    """Runs on a worker: tells the client it started here (so a lost worker's tasks are known),
+    then runs one task, its exception turned into plain data (always picklable)."""
+    if batch:
+        from distributed import get_worker
 
+        with contextlib.suppress(ValueError):  # not on a worker: nobody to tell
+            w = get_worker()
+            w.log_event(STARTED, {"batch": batch, "key": w.get_current_task()})
     try:
-        return {"value": solve_budget(instance, budget, options, overrides)}
-    except Exception as exc:  # noqa: BLE001 - reported as a failed row, the batch goes on
+        return {"value": fn(*args, **kwargs)}
+    except Exception as exc:  # noqa: BLE001 - reported as a failed task, the batch goes on
         return {"error": one_line(exc), "exit_code": getattr(exc, "exit_code", EXIT_BUG),
                 "traceback": tb.format_exc()}
+
+
+def _lost(worker: str) -> dict:
+    return {"error": f"the Dask worker {worker} running it was lost (killed, or out of memory?); "
+                     "run it again", "exit_code": EXIT_BUG}
+
+
+def _no_worker_fix(address: str) -> str:
+    return (f"start one with `dask worker {address}` on a machine with optisite installed "
+            "(and any file its tasks read)")
 
 
 def check_target(workers: int | None, scheduler: Any) -> None:
@@ -136,48 +155,121 @@ def client_for(scheduler: Any = None, workers: int | None = None, *,
         yield client
 
 
+def require_worker(client: Any) -> None:
+    """Wait up to :data:`WORKER_WAIT` s for the cluster's first worker; without one, say how to start it."""
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT)
+    except TimeoutError:
+        address = client.scheduler.address
+        raise InputError(f"the Dask scheduler '{address}' has no worker (none joined in {WORKER_WAIT:g} s)",
+                         column="--scheduler", fix=_no_worker_fix(address)) from None
+
+
+def _submit(client: Any, tasks: list[Task], batch: str) -> tuple[dict, list]:
+    """Submit every task; an argument object several tasks share is scattered once to every worker.
+    Returns {future: task index} and the scattered data's futures (keep them until the end)."""
+    seen: dict[int, int] = {}
+    objects: dict[int, Any] = {}
+    for t in tasks:
+        for a in (*t.args, *t.kwargs.values()):
+            if not isinstance(a, _PLAIN):
+                seen[id(a)] = seen.get(id(a), 0) + 1
+                objects[id(a)] = a
+    shared_ids = [i for i, n in seen.items() if n > 1]
+    scattered = client.scatter([objects[i] for i in shared_ids], broadcast=True, hash=False) if shared_ids else []
+    shared = dict(zip(shared_ids, scattered))
+    futures = {}
+    for index, t in enumerate(tasks):
+        args = [shared.get(id(a), a) for a in t.args]
+        kwargs = {k: shared.get(id(v), v) for k, v in t.kwargs.items()}
+        key = f"{getattr(t.fn, '__name__', 'task')}-{uuid.uuid4().hex}"
+        futures[client.submit(_call, t.fn, args, kwargs, batch, key=key, pure=False)] = index
+    return futures, scattered
+
+
 def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | None = None,
               on_result: Callable[[TaskResult], None] | None = None,
               processes: bool = True) -> list[TaskResult]:
     """Run ``tasks`` on Dask; return one :class:`TaskResult` per task, in input order.
 
     ``scheduler``: None (a LocalCluster of ``workers`` processes, default 2), an address
-    ``tcp://host:port`` of a running scheduler, or a ``distributed.Client``.
-    ``on_result`` is called in the calling thread as each task completes (progress).
-    ``processes=False`` runs the LocalCluster's workers as threads of this process.
+    ``tcp://host:port`` of a running scheduler, or a ``distributed.Client`` (the batch
+    subscribes it to the :data:`STARTED` events). A cluster without a worker is an
+    :class:`InputError` saying how to start one. A task that started on a worker which is
+    then lost fails (Dask would run it again elsewhere: it may be what killed the worker);
+    one only queued there runs elsewhere. ``on_result`` is called in the calling thread as
+    each task completes (progress). ``processes=False`` runs the LocalCluster's workers as
+    threads of this process.
     """
-    from distributed import as_completed
-
     tasks = list(tasks)
     if not tasks:
         return []
     results: list[TaskResult | None] = [None] * len(tasks)
+
+    def finish(index: int, out: dict) -> None:
+        res = TaskResult(index=index, task=tasks[index], value=out.get("value"), error=out.get("error"),
+                         exit_code=out.get("exit_code"), traceback=out.get("traceback", ""))
+        results[index] = res
+        if on_result is not None:
+            on_result(res)
+
+    batch = uuid.uuid4().hex
     with client_for(scheduler, workers, processes=processes) as client:
-        # A loaded instance travels once to every worker, not once per task.
-        shared: dict[int, Any] = {}
-        for t in tasks:
-            if isinstance(t.instance, Instance) and id(t.instance) not in shared:
-                shared[id(t.instance)] = client.scatter(t.instance, broadcast=True, hash=False)
-        futures = {}
-        for i, t in enumerate(tasks):
-            inst = shared.get(id(t.instance), t.instance)
-            if isinstance(inst, Path):
-                inst = str(inst)
-            options = replace(t.options, threads=1)  # parallel across tasks, not inside HiGHS
-            fut = client.submit(_solve_task, inst, float(t.budget), options, t.overrides, pure=False)
-            futures[fut] = i
-        for fut in as_completed(list(futures)):
-            i = futures[fut]
-            try:
-                out = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a lost worker, an unpicklable result...
-                out = {"error": one_line(exc), "exit_code": EXIT_BUG, "traceback": tb.format_exc()}
-            res = TaskResult(index=i, task=tasks[i], value=out.get("value"), error=out.get("error"),
-                             exit_code=out.get("exit_code"), traceback=out.get("traceback", ""))
-            results[i] = res
-            if on_result is not None:
-                on_result(res)
+        require_worker(client)
+        wake = threading.Event()
+        started: queue.SimpleQueue = queue.SimpleQueue()
+
+        def on_started(event) -> None:  # in Dask's event loop: hand over, never block it
+            msg = event[1]
+            if isinstance(msg, dict) and msg.get("batch") == batch:
+                started.put((msg.get("key"), msg.get("worker")))
+                wake.set()
+
+        client.subscribe_topic(STARTED, on_started)
+        try:
+            pending, _shared = _submit(client, tasks, batch)
+            for fut in pending:
+                fut.add_done_callback(lambda _f: wake.set())
+            by_key = {fut.key: fut for fut in pending}
+            ran_on: dict[str, list[str]] = {}
+            looked, alone_since = 0.0, None
+            while pending:
+                wake.wait(POLL)
+                wake.clear()
+                while not started.empty():
+                    key, worker = started.get()
+                    ran_on.setdefault(key, []).append(worker)
+                for fut in sorted((f for f in pending if f.done()), key=pending.get):
+                    index = pending.pop(fut)
+                    try:
+                        out = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - an unpicklable result, a cancellation...
+                        out = {"error": one_line(exc), "exit_code": EXIT_BUG, "traceback": tb.format_exc()}
+                    finish(index, out)
+                now = time.monotonic()
+                if not pending or now - looked < POLL:
+                    continue
+                looked = now
+                alive = set(client.nthreads())
+                for key, where in ran_on.items():  # started on a worker now gone, or started twice
+                    fut = by_key[key]
+                    if fut in pending and (len(where) > 1 or where[0] not in alive):
+                        fut.cancel()
+                        finish(pending.pop(fut), _lost(where[0]))
+                alone_since = None if alive else (alone_since or now)
+                if alone_since is not None and now - alone_since >= WORKER_WAIT:
+                    address = client.scheduler.address
+                    client.cancel(list(pending))
+                    for fut in sorted(pending, key=pending.get):
+                        finish(pending[fut], {"error": f"no Dask worker left to run it (none for "
+                                                       f"{WORKER_WAIT:g} s); {_no_worker_fix(address)}",
+                                              "exit_code": EXIT_BUG})
+                    pending.clear()
+        finally:
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(STARTED)
     return [r for r in results if r is not None]
 
 
-__all__ = ["Task", "TaskResult", "BatchError", "run_batch", "client_for", "check_target", "one_line", "DEFAULT_WORKERS"]
+__all__ = ["Task", "TaskResult", "BatchError", "run_batch", "client_for", "check_target", "require_worker",
+           "one_line", "DEFAULT_WORKERS", "WORKER_WAIT"]

@@ -13,6 +13,7 @@ temporary sibling folder, then renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import heapq
@@ -26,7 +27,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -551,20 +552,29 @@ def _check_output(out: Path, force: bool) -> None:
                                     "--force only replaces instance folders")
 
 
-def _write_atomically(out: Path, force: bool, zones, sites, practices, manifest) -> None:
+@contextlib.contextmanager
+def _gdal_config(**options: str) -> Iterator[None]:
+    """GDAL configuration options for the ``with`` block only, then back to what they were:
+    GDAL's options are process-wide and pyogrio has no per-call ones."""
     import pyogrio
 
+    before = {name: pyogrio.get_gdal_config_option(name) for name in options}
+    pyogrio.set_gdal_config_options(options)
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options(before)
+
+
+def _write_atomically(out: Path, force: bool, zones, sites, practices, manifest) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
     old = out.parent / f".{out.name}.replaced-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": GPKG_DATE})
-        try:
+        with _gdal_config(OGR_CURRENT_DATE=GPKG_DATE):
             zones.to_file(tmp / "zones.gpkg", layer="zones", driver="GPKG", engine="pyogrio")
-        finally:
-            pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
         sites.to_csv(tmp / "sites.csv", index=False, lineterminator="\n")
         practices.to_csv(tmp / "practices.csv", index=False, lineterminator="\n")
         (tmp / "instance.toml").write_text(to_toml(manifest), encoding="utf-8")

@@ -16,6 +16,7 @@ from . import __version__
 from .errors import OptisiteError
 from .models import get as get_model
 from .models import names as model_names
+from .solver import DEFAULT_TIME_LIMIT
 
 
 class _Friendly(click.ClickException):
@@ -230,7 +231,7 @@ SOLVE_OPTIONS = [
     click.option("--apl-threshold", type=click.FloatRange(min=0), default=None,
                  help="APL threshold of the apl model (default 2.5)."),
     click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
-                 help="Seconds for the whole solve (default 600)."),
+                 help=f"Seconds for the whole solve (default {DEFAULT_TIME_LIMIT:g})."),
     click.option("--gap", type=click.FloatRange(min=0, max=1), default=None,
                  help="Relative MIP gap (default 1e-4)."),
     click.option("--threads", type=click.IntRange(min=1), default=None, help="HiGHS threads."),
@@ -264,7 +265,7 @@ def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_
     o = sc.get("options", {})
     options = SolveOptions(
         model=model or sc.get("model", "staffing"),
-        time_limit=time_limit if time_limit is not None else o.get("time_limit", 600.0),
+        time_limit=time_limit if time_limit is not None else o.get("time_limit", DEFAULT_TIME_LIMIT),
         gap=gap if gap is not None else o.get("gap", 1e-4),
         threads=threads if threads is not None else o.get("threads"),
         seed=seed if seed is not None else o.get("seed", 0),
@@ -353,7 +354,7 @@ def report(solution_dir, instance):
 @click.option("--model", type=click.Choice(model_names()), default="staffing", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: out/<instance>-frontier).")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=600.0, show_default=True,
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=DEFAULT_TIME_LIMIT, show_default=True,
               help="Seconds per budget.")
 @click.option("--gap", type=click.FloatRange(min=0, max=1), default=1e-4, show_default=True,
               help="Relative MIP gap of every point.")
@@ -421,7 +422,3 @@ def compare(dirs, out, force):
         click.echo(f"{r['scenario']:<24} {r['status']:<10} without access {r['population_uncovered']:>12,.0f}  "
                    f"cost {r['cost_total']:>12,.0f}  sites {r['sites_opened']}")
     click.echo(f"written      {out}")
-
-
-def run():  # pragma: no cover - console entry for `python -m optisite`
-    sys.exit(main())

@@ -3,10 +3,10 @@
 ``solve_budget(instance_or_folder, budget, options)`` is one honest solve (to the
 requested gap) at one budget, checked by the independent checker, returned as a
 plain dict: a pure function of its arguments, so a batch runner (Dask) can map it
-over budgets. ``run_frontier`` maps it serially, or on Dask through
-:mod:`optisite.batch` when given workers or a scheduler; ``analyse`` adds what each step
-buys (inhabitants per EUR 100,000), marks the knee and checks monotonicity: more
-budget must never cover fewer people, and a point that does is reported loudly
+over budgets. ``run_frontier`` maps it serially, or on Dask through :mod:`optisite.batch`
+(one :func:`budget_task` per budget) when given workers or a scheduler; ``analyse`` adds
+what each step buys (inhabitants per EUR 100,000), marks the knee and checks monotonicity:
+more budget must never cover fewer people, and a point that does is reported loudly
 (it would be a solver tolerance at best, a bug at worst), never hidden by
 keeping the previous plan. ``write_frontier`` writes frontier.csv, frontier.png
 and frontier.html atomically.
@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from .batch import BatchError, Task, run_batch
 from .errors import InputError, OutputExistsError
 from .instance import Instance, load_instance
 from .solver import SolveOptions
@@ -132,19 +133,29 @@ def run_frontier(instance: Instance | str | Path, budgets: Iterable[float], opti
             if on_point is not None:
                 on_point(row)
         return analyse(pd.DataFrame(rows, columns=COLUMNS))
-    from .batch import BatchError, Task, run_batch
+    values = sorted(budgets)
 
     def done(res) -> None:
-        row = res.value if res.ok else failed_row(res.task.budget, res.error)
+        row = res.value if res.ok else failed_row(values[res.index], res.error)
         rows.append(row)
         if on_point is not None:
             on_point(row)
 
-    results = run_batch([Task(inst, b, options) for b in sorted(budgets)], scheduler=scheduler,
+    results = run_batch([budget_task(inst, b, options) for b in values], scheduler=scheduler,
                         workers=workers, on_result=done)
     if results and not any(r.ok for r in results):
         raise BatchError.of(results)
     return analyse(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def budget_task(instance: Instance | str | Path, budget: float, options: SolveOptions,
+                overrides: dict | None = None, label: str = "") -> Task:
+    """The batch task of :func:`solve_budget` at ``budget``, with one HiGHS thread (a batch is
+    parallel across tasks, not inside HiGHS); a folder path travels as text."""
+    if isinstance(instance, Path):
+        instance = str(instance)
+    return Task(solve_budget, (instance, float(budget), replace(options, threads=1), overrides),
+                label=label or f"budget {budget:,.0f}")
 
 
 def failed_row(budget: float, message: str) -> dict[str, Any]:
@@ -313,9 +324,5 @@ def write_frontier(df: pd.DataFrame, out: str | Path, *, instance: Instance, opt
     return out
 
 
-def with_model(options: SolveOptions, model: str | None) -> SolveOptions:
-    return options if model is None else replace(options, model=model)
-
-
-__all__ = ["parse_budgets", "solve_budget", "run_frontier", "analyse", "monotonicity", "knee_index",
+__all__ = ["parse_budgets", "solve_budget", "budget_task", "run_frontier", "analyse", "monotonicity", "knee_index",
            "problems", "failures", "failed_row", "write_frontier", "frontier_png"]

@@ -225,15 +225,6 @@ class Parameters:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def cutoff_for_apl(self) -> float:
-        from .decay import decay_steps
-
-        return max(upper for upper, _ in decay_steps(self.apl_decay))
-
-    def largest_cutoff(self) -> float:
-        """The longest travel time any model or indicator can look at."""
-        return max(self.coverage_minutes, self.max_travel_minutes, self.cutoff_for_apl())
-
 
 def _coerce(f: dataclasses.Field, raw: Any, file: str):
     meta = f.metadata
@@ -272,8 +263,6 @@ def _coerce(f: dataclasses.Field, raw: Any, file: str):
         )
     return value
 
-
-DEFAULTS = Parameters()
 
 TABLE_BEGIN = ("<!-- parameters table: generated from Parameters.describe() by "
                "optisite.parameters.markdown_table(); do not edit by hand -->")

@@ -13,8 +13,6 @@ import pandas as pd
 
 from .instance import Instance
 
-SOURCE_KINDS = ("practice", "cabinet_secondaire", "centre_de_sante")
-
 
 def sources(instance: Instance) -> pd.DataFrame:
     """Every supply point (existing practices and candidate sites) with its zone and kind."""

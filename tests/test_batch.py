@@ -5,16 +5,15 @@ by the module; the CLI test with ``--workers 2`` starts its own.
 """
 
 import logging
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from optisite.batch import BatchError, Task, run_batch
+from optisite.batch import BatchError, run_batch
 from optisite.cli import main
-from optisite.frontier import failures, parse_budgets, run_frontier, write_frontier
+from optisite.frontier import budget_task, failures, parse_budgets, run_frontier, write_frontier
 from optisite.instance import load_instance
 from optisite.solver import SolveOptions
 
@@ -58,8 +57,8 @@ def test_nievre_coverage_frontier_on_dask_equals_serial(client):
 
 def test_a_failed_task_is_reported_and_the_others_kept(client):
     opts = SolveOptions(model="staffing")
-    tasks = [Task(str(TINY), 30000, opts), Task(str(ROOT / "instances" / "no-such-place"), 30000, opts),
-             Task(load_instance(TINY), -5, opts), Task(TINY, 60000, opts, label="scenario b")]
+    tasks = [budget_task(str(TINY), 30000, opts), budget_task(str(ROOT / "instances" / "no-such-place"), 30000, opts),
+             budget_task(load_instance(TINY), -5, opts), budget_task(TINY, 60000, opts, label="scenario b")]
     seen = []
     results = run_batch(tasks, scheduler=client, on_result=lambda r: seen.append(r.index))
     assert [r.index for r in results] == [0, 1, 2, 3] and sorted(seen) == [0, 1, 2, 3]
@@ -94,11 +93,9 @@ def test_a_failed_budget_is_a_failed_row_of_the_frontier(client, tmp_path):
 
 def test_cli_frontier_with_workers(tmp_path):
     out = tmp_path / "front"
-    t0 = time.perf_counter()
     r = CliRunner().invoke(main, ["frontier", str(TINY), "--budgets", "0,30000,60000,90000", "--workers", "2",
                                   "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert time.perf_counter() - t0 < 40
     assert "check ok" in r.output and "solving budgets" in r.output
     serial = run_frontier(TINY, [0, 30000, 60000, 90000], SolveOptions(model="staffing"))
     same_frontier(serial.fillna({"open_sites": ""}), pd.read_csv(out / "frontier.csv").fillna({"open_sites": ""}))

@@ -138,3 +138,28 @@ def test_toml_writer_round_trips():
     data = {"name": 'Nièvre "58"\n', "n": 3, "x": 0.1, "b": 2.0, "flag": True, "l": ["a", "2A"],
             "t": {"58": "rural", "2A": {"deep": 1}}}
     assert tomllib.loads(to_toml(data)) == data
+
+
+def test_the_pinned_geopackage_date_does_not_leak_into_the_process(tmp_path):
+    """GDAL options are process-wide: build sets OGR_CURRENT_DATE for its own write only and puts
+    back what was there (a caller's own value, or nothing)."""
+    import sqlite3
+
+    import pyogrio
+
+    from optisite.build import GPKG_DATE
+
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2011-11-11T11:11:11.000Z"})
+    try:
+        build_instance("58", tmp_path / "a")
+        assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") == "2011-11-11T11:11:11.000Z"
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
+    build_instance("58", tmp_path / "b")
+    assert pyogrio.get_gdal_config_option("OGR_CURRENT_DATE") is None
+    for name in ("a", "b"):
+        db = sqlite3.connect(tmp_path / name / "zones.gpkg")
+        try:
+            assert db.execute("select last_change from gpkg_contents").fetchall() == [(GPKG_DATE,)]
+        finally:
+            db.close()
