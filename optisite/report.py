@@ -339,6 +339,7 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
         "provenance": _flatten(inst.get("provenance") or dict(instance.provenance)),
         "travel": inst.get("travel", ""),
         "stages": (S.get("solver") or {}).get("stages", []),
+        "reproducible": all(st.get("status") == "optimal" for st in (S.get("solver") or {}).get("stages", [])),
         "check": check,
         "checked": bool(check),
         "apl": _apl(instance, sol),
