@@ -7,6 +7,7 @@ traceback always means a bug in optisite.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -176,17 +177,67 @@ def apl(instance: Path, solution: Path | None, decay: str | None, out: Path | No
         click.echo(f"written       {out}")
 
 
+class _Display:
+    """What the user sees on stderr while solving (stdout stays for results): a line per
+    step with the elapsed seconds, and while HiGHS searches the plan, bound, gap and time
+    left, rewritten in place on a terminal, as plain lines (one every PLAIN_EVERY_S, and
+    at each better plan) otherwise. Nothing under ``--quiet``."""
+
+    PLAIN_EVERY_S = 10.0
+
+    def __init__(self, quiet: bool):
+        import time
+
+        self.quiet = quiet
+        self.clock = time.perf_counter
+        self.start = self.clock()
+        self.tty = sys.stderr.isatty()
+        # Pyomo redirects file descriptors 1 and 2 while HiGHS runs (its log capture), and
+        # HiGHS calls ``watch`` inside that window: write progress to a copy of stderr's
+        # descriptor taken now, which still points at the user's terminal or file.
+        try:
+            self.fd = os.dup(sys.stderr.fileno())
+        except (AttributeError, OSError, ValueError):  # stderr without a descriptor (tests)
+            self.fd = None
+        self.stream = click.get_text_stream("stderr")
+        self.live = False
+        self.last_plain = -1e9
+        self.last_objective = None
+
+    def say(self, msg: str) -> None:
+        if self.quiet:
+            return
+        if self.live:
+            click.echo("", err=True)
+            self.live = False
+        click.echo(f"[{self.clock() - self.start:6.1f}s] {msg}", err=True)
+
+    def watch(self, p) -> None:
+        if self.quiet:
+            return
+        def num(v):
+            return "none" if v is None else f"{v:,.1f}"
+        left = "" if p.left is None else f", {p.left:,.0f} s left"
+        gap = "" if p.gap is None else f", gap {100 * p.gap:.2f} %"
+        line = f"[{self.clock() - self.start:6.1f}s] {p.stage}: plan {num(p.objective)}, bound {num(p.bound)}{gap}{left}"
+        if self.tty:
+            self._write("\r" + line[:150].ljust(150))
+            self.live = True
+        elif p.objective != self.last_objective or self.clock() - self.last_plain >= self.PLAIN_EVERY_S:
+            self._write(line + "\n")
+            self.last_plain = self.clock()
+        self.last_objective = p.objective
+
+    def _write(self, text: str) -> None:
+        if self.fd is None:
+            click.echo(text, file=self.stream, nl=False)
+        else:
+            os.write(self.fd, text.encode("utf-8", "replace"))
+
+
 def _progress(quiet: bool):
     """Stage messages with elapsed seconds on stderr (stdout stays for results)."""
-    import time
-
-    start = time.perf_counter()
-
-    def say(msg: str) -> None:
-        if not quiet:
-            click.echo(f"[{time.perf_counter() - start:6.1f}s] {msg}", err=True)
-
-    return say
+    return _Display(quiet).say
 
 
 def _scenario(path: Path | None) -> dict:
@@ -294,8 +345,9 @@ def solve(instance, out, force, quiet, verbose, **kw):
     if out.exists() and not force:
         raise OutputExistsError(f"output folder '{out}' already exists; give --force to replace "
                                 "optisite's files in it, or choose another --out")
-    say = _progress(quiet)
-    sol = run_solve(inst, options, progress=say)
+    display = _Display(quiet)
+    say = display.say
+    sol = run_solve(inst, options, progress=say, watch=display.watch)
     from .report import render_report
 
     say("writing report.html")

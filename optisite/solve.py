@@ -25,7 +25,7 @@ from .errors import InfeasibleError, InputError
 from .instance import Instance
 from .models.base import Context, Decisions, Model
 from .solution import Solution, derive, headline, plan_objective
-from .solver import SolveOptions, StageResult, StageSolver, relative_gap
+from .solver import SolveOptions, StageResult, StageSolver, Watch, relative_gap
 from .summary import Summary
 
 Progress = Callable[[str], None]
@@ -76,14 +76,17 @@ def build(instance: Instance, options: SolveOptions | None = None) -> Built:
 
 
 def solve(instance: Instance, options: SolveOptions | None = None, *, check: bool = True,
-          command: str | None = None, progress: Progress | None = None) -> Solution:
-    """Solve ``instance`` with the model ``options.model``; the result is checked unless ``check=False``."""
+          command: str | None = None, progress: Progress | None = None, watch: Watch | None = None) -> Solution:
+    """Solve ``instance`` with the model ``options.model``; the result is checked unless ``check=False``.
+
+    ``progress`` receives a line per step; ``watch`` receives the incumbent, bound and
+    gap while HiGHS searches (:class:`~optisite.solver.Progress`)."""
     options = options or SolveOptions()
     model = registry.get(options.model)
     _check_forced(instance, options)
     deadline = Deadline(options.time_limit)
     ctx = Context(instance=instance, options=options, deadline=deadline,
-                  solver=StageSolver(options, deadline), say=progress or (lambda _msg: None))
+                  solver=StageSolver(options, deadline, watch), say=progress or (lambda _msg: None))
     timings: dict[str, float] = {}
 
     # -- data and model ------------------------------------------------------------

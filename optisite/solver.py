@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import highspy
 import pyomo.environ as pyo
@@ -119,7 +121,61 @@ def _cancel_on_signal(opt: Highs, caught: list[str]):
     return handling(cancel)
 
 
-def _run(opt: Highs, m, name: str, time_left: float | None) -> StageResult:
+@dataclass(frozen=True)
+class Progress:
+    """Where a running stage stands (from HiGHS's MIP callbacks), for a live display."""
+
+    stage: str
+    objective: float | None  # best plan so far, in the stage's reported unit
+    bound: float | None
+    gap: float | None
+    seconds: float  # since the stage started
+    left: float | None  # seconds left of the stage's limit
+
+
+Watch = Callable[[Progress], None]
+WATCH_EVERY_S = 1.0  # at most one progress event a second between improvements
+
+
+@contextlib.contextmanager
+def _watching(opt: Highs, name: str, scale: float, time_left: float | None, watch: Watch | None):
+    """Report the incumbent, the bound and the gap while HiGHS runs (improvements at once,
+    otherwise at most every WATCH_EVERY_S). A failing display never stops the solve."""
+    highs = getattr(opt, "_solver_model", None)
+    if watch is None or highs is None or not hasattr(highs, "cbMipImprovingSolution"):
+        yield
+        return
+    t0 = time.perf_counter()
+    last = [-math.inf]
+
+    def event(e, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - last[0] < WATCH_EVERY_S:
+            return
+        last[0] = now
+        try:
+            o = e.data_out
+            obj = o.objective_function_value if abs(o.objective_function_value) < 1e50 else None
+            bound = o.mip_dual_bound if abs(o.mip_dual_bound) < 1e50 else None
+            watch(Progress(stage=name, objective=None if obj is None else obj * scale,
+                           bound=None if bound is None else bound * scale,
+                           gap=relative_gap(obj, bound), seconds=now - t0,
+                           left=None if time_left is None else max(0.0, time_left - (now - t0))))
+        except Exception:  # noqa: BLE001 - a display must not break the solve
+            pass
+
+    improving = lambda e: event(e, force=True)  # noqa: E731
+    highs.cbMipImprovingSolution.subscribe(improving)
+    highs.cbMipInterrupt.subscribe(event)
+    try:
+        yield
+    finally:
+        highs.cbMipImprovingSolution.unsubscribe(improving)
+        highs.cbMipInterrupt.unsubscribe(event)
+
+
+def _run(opt: Highs, m, name: str, time_left: float | None, watch: Watch | None = None,
+         scale: float = 1.0) -> StageResult:
     if not any(not v.fixed for v in m.component_data_objects(pyo.Var, descend_into=True)):
         # Nothing left to decide (no reachable candidate, everyone already covered, or all
         # decisions forced): HiGHS refuses an empty model, and the answer is the constant.
@@ -131,12 +187,15 @@ def _run(opt: Highs, m, name: str, time_left: float | None) -> StageResult:
     caught: list[str] = []
     t0 = time.perf_counter()
     with _cancel_on_signal(opt, caught), _quiet_interrupt():
-        if time_left is not None:
+        if time_left is not None or watch is not None:
             # Hand the model to HiGHS first and give HiGHS what is left of the limit: at a
             # million nonzeros the hand-over alone takes several seconds.
             _hand_over(opt, m, timer)
-            opt.config.time_limit = max(time_left - (time.perf_counter() - t0), 0.01)
-        res = opt.solve(m, timer=timer)
+        if time_left is not None:
+            time_left = max(time_left - (time.perf_counter() - t0), 0.01)
+            opt.config.time_limit = time_left
+        with _watching(opt, name, scale, time_left, watch):
+            res = opt.solve(m, timer=timer)
     seconds = time.perf_counter() - t0
     status = _STATUS.get(res.termination_condition, "error")
     obj = res.best_feasible_objective
@@ -202,9 +261,10 @@ class StageSolver:
     threads, seed, gap, verbosity and signal handling. Every solver call of a solve
     goes through one of these, so no step runs HiGHS outside the limit."""
 
-    def __init__(self, options: SolveOptions, deadline: Deadline):
+    def __init__(self, options: SolveOptions, deadline: Deadline, watch: Watch | None = None):
         self.options = options
         self.deadline = deadline
+        self.watch = watch  # called with Progress while a MIP stage runs
 
     def _highs(self, highs_options: dict | None, *, gap: float) -> Highs:
         opt = Highs()
@@ -220,7 +280,7 @@ class StageSolver:
     def lexicographic(self, m, objectives: list[Objective], *, warm_start: bool = False,
                       highs_options: dict | None = None, canonical: bool = True,
                       time_limit: float | None = None, gap: float | None = None,
-                      floor: float = 0.0) -> list[StageResult]:
+                      floor: float = 0.0, watch: bool = True) -> list[StageResult]:
         """Minimise ``objectives[0]``, then each next one with the previous held at its
         value, then (``canonical``) the tie-break stages of :func:`_canonical`.
 
@@ -230,6 +290,7 @@ class StageSolver:
         interrupted by SIGINT/SIGTERM ends the sequence: the model keeps the best plan
         found so far; if there is none, :class:`~optisite.signals.Interrupted` is raised. ``floor``:
         seconds each stage may take even past the deadline (an LP the tables need).
+        ``watch``: report progress to the solver's watcher (off for auxiliary LPs).
         """
         cap = None if time_limit is None else self.deadline.elapsed() + time_limit
 
@@ -245,11 +306,11 @@ class StageSolver:
         blk = pyo.Block(concrete=True)
         m.add_component(_PRIVATE, blk)
         try:
-            return self._stages(opt, m, blk, objectives, canonical, time_left)
+            return self._stages(opt, m, blk, objectives, canonical, time_left, self.watch if watch else None)
         finally:
             m.del_component(blk)
 
-    def _stages(self, opt, m, blk, objectives, canonical, time_left) -> list[StageResult]:
+    def _stages(self, opt, m, blk, objectives, canonical, time_left, watch) -> list[StageResult]:
         first_obj = objectives[0]
         blk.obj0 = pyo.Objective(expr=first_obj.expr, sense=pyo.minimize)
         left = time_left()
@@ -257,7 +318,7 @@ class StageSolver:
             # Keep a share of the time for the later stages, so that a time-limited plan
             # still gets its cost minimised at its coverage and its ties broken.
             left = max(left * (1.0 - LATER_STAGES_SHARE), min(left, 0.05))
-        first = _run(opt, m, first_obj.name, left)
+        first = _run(opt, m, first_obj.name, left, watch, first_obj.scale)
         _scale(first, first_obj.scale)
         stages = [first]
         if first.status == "interrupted" and not first.has_solution:
@@ -278,7 +339,7 @@ class StageSolver:
             blk.add_component(f"obj{k}", new)
             opt.config.warmstart = True
             opt.config.mip_gap = 1e-6
-            stage = _run(opt, m, obj.name, left)
+            stage = _run(opt, m, obj.name, left, watch, obj.scale)
             _scale(stage, obj.scale)
             stages.append(stage)
             if not stage.has_solution:  # keep the previous stage's plan

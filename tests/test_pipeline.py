@@ -128,3 +128,30 @@ def test_polished_flows_are_optimal_for_the_plan():
     served = (sol.assignment.merge(pen.rename("pen"), left_on="zone_id", right_index=True)
               .eval("pen * consultations").sum())
     assert served == pytest.approx(best_served, rel=1e-7, abs=1e-6)
+
+
+def test_progress_reports_plan_bound_and_gap_while_solving():
+    from optisite.solver import Progress
+
+    inst = load_instance(ROOT / "instances" / "tiny")
+    seen: list[Progress] = []
+    sol = solve(inst, SolveOptions(model="staffing", time_limit=30, threads=1), watch=seen.append)
+    first = [p for p in seen if p.stage == "uncovered"]
+    assert first, seen
+    assert first[-1].objective == pytest.approx(sol.summary["solver"]["stages"][0]["objective"], rel=1e-9)
+    assert all(p.left is None or p.left <= 30 for p in seen)
+    # the first plan HiGHS holds is the status quo it was given as a start
+    assert first[0].objective == pytest.approx(sol.summary["population_uncovered_before"], rel=1e-6)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_cli_shows_progress_lines_unless_quiet(tmp_path, quiet):
+    from click.testing import CliRunner
+
+    from optisite.cli import main
+
+    args = ["solve", str(ROOT / "instances" / "tiny"), "--time-limit", "30", "--threads", "1",
+            "--out", str(tmp_path / "o")] + (["--quiet"] if quiet else [])
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert ("uncovered: plan" in r.output) is (not quiet)

@@ -306,7 +306,8 @@ def plan_flows(ctx: Context, data: StaffingData, days: pd.DataFrame | None, fte:
         m.o[h].fix(1)
     if hasattr(m, "budget"):
         m.budget.deactivate()  # the plan's cost is already fixed and checked; only flows are free here
-    stages = ctx.solver.lexicographic(m, [Objective(name, m.uncovered)], canonical=True, floor=FLOW_LP_FLOOR_S)
+    stages = ctx.solver.lexicographic(m, [Objective(name, m.uncovered)], canonical=True, floor=FLOW_LP_FLOOR_S,
+                                      watch=False)
     done = stages[0].has_solution and all(s.status == "optimal" for s in stages)
     return (decisions(m, sub).flows if done else None), stages
 
