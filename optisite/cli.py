@@ -199,7 +199,7 @@ class _Display:
             self.fd = os.dup(sys.stderr.fileno())
         except (AttributeError, OSError, ValueError):  # stderr without a descriptor (tests)
             self.fd = None
-        self.stream = click.get_text_stream("stderr")
+        self.stream = sys.stderr  # the stream of this command (Pyomo swaps sys.stderr during a solve)
         self.live = False
         self.last_plain = -1e9
         self.last_objective = None
