@@ -49,10 +49,11 @@ def compare(folders: list[str | Path]) -> dict[str, pd.DataFrame]:
         raise InputError("compare needs at least two solution folders", column="DIRS",
                          fix="give two or more folders written by optisite solve")
     labels = _labels(folders)
-    rows, site_cols, site_info = [], {}, {}
+    rows, site_cols, site_info, params = [], {}, {}, {}
     for label, folder in zip(labels, folders):
         sol = read_solution(folder)
         S = sol.summary
+        params[label] = dict(S.get("parameters") or {})
         by_kind = S.get("sites_opened_by_kind", {})
         funders = {f"cost_{k}": v for k, v in (S.get("cost_by_funder") or {}).items()}
         rows.append({
@@ -67,6 +68,7 @@ def compare(folders: list[str | Path]) -> dict[str, pd.DataFrame]:
             "physician_days_per_week": S.get("physician_days_per_week"), "salaried_fte": S.get("salaried_fte"),
             "check_ok": (S.get("check") or {}).get("ok"),
             "fingerprint": (S.get("instance") or {}).get("fingerprint"),
+            "data_fingerprint": (S.get("instance") or {}).get("data_fingerprint"),
             **funders,
         })
         s = sol.sites
@@ -87,7 +89,19 @@ def compare(folders: list[str | Path]) -> dict[str, pd.DataFrame]:
     sites["in_all"] = sites["opened_in"] == len(labels)
     amounts = sites[labels].astype(float)
     sites["differs"] = ~sites["in_all"] | (amounts.max(axis=1) - amounts.min(axis=1) > 1e-9)
-    return {"indicators": indicators, "sites": sites, "labels": labels}
+    keys = sorted(set().union(*(p.keys() for p in params.values())))
+    differing = pd.DataFrame([{"parameter": k, **{lab: params[lab].get(k) for lab in labels}} for k in keys
+                              if len({repr(params[lab].get(k)) for lab in labels}) > 1],
+                             columns=["parameter", *labels])
+    return {"indicators": indicators, "sites": sites, "labels": labels, "parameters": differing}
+
+
+def same_data(indicators: pd.DataFrame) -> bool:
+    """Were the scenarios solved on the same data (tables and geometry)? Parameters may differ:
+    that is what scenarios are for. Folders written before ``data_fingerprint`` fall back to
+    the full fingerprint."""
+    key = indicators["data_fingerprint"].where(indicators["data_fingerprint"].notna(), indicators["fingerprint"])
+    return len(set(key.dropna())) <= 1
 
 
 def compare_html(result: dict) -> str:
@@ -100,11 +114,11 @@ def compare_html(result: dict) -> str:
     funder_keys = sorted(c for c in ind.columns if c.startswith("cost_") and c != "cost_total")
     indicator_rows = [(key, title) for key, title in INDICATORS] + [(k, "paid by " + k[5:]) for k in funder_keys]
     diff = sites[sites["differs"]].to_dict("records")
-    fingerprints = set(ind["fingerprint"].dropna())
     return env.get_template("compare.html").render(
         css=css, labels=labels, by_label=by_label, indicator_rows=indicator_rows, diff=diff,
         common=int(sites["in_all"].sum()), same=int((~sites["differs"]).sum()),
-        same_instance=len(fingerprints) <= 1, sites=sites.to_dict("records"))
+        same_instance=same_data(ind), sites=sites.to_dict("records"),
+        parameters=result["parameters"].to_dict("records"))
 
 
 def write_compare(result: dict, out: str | Path, *, force: bool = False) -> Path:

@@ -171,8 +171,9 @@ class Instance:
 
     # -- derived facts ----------------------------------------------------------------
     @cached_property
-    def fingerprint(self) -> str:
-        """SHA-256 of the validated content (tables, geometry, parameters), not of file bytes."""
+    def data_fingerprint(self) -> str:
+        """SHA-256 of the validated data (tables, geometry), without the parameters: two
+        scenarios of one territory share it."""
         h = hashlib.sha256()
         for label, frame in (("zones", self.inputs.zones), ("sites", self.inputs.sites),
                              ("practices", self.inputs.practices), ("travel", self.inputs.travel)):
@@ -184,6 +185,12 @@ class Instance:
 
             for wkb in shapely.to_wkb(np.asarray(self.inputs.geometry.values), output_dimension=2):
                 h.update(wkb if wkb is not None else b"-")
+        return h.hexdigest()
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the validated content (data and parameters), not of file bytes."""
+        h = hashlib.sha256(self.data_fingerprint.encode())
         h.update(repr(sorted(self.parameters.to_dict().items())).encode())
         return h.hexdigest()
 

@@ -157,6 +157,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         **headline(instance, tables),
         parameters=instance.parameters.to_dict(), options=options.to_dict(),
         instance={"name": instance.name, "fingerprint": instance.fingerprint,
+                  "data_fingerprint": instance.data_fingerprint,
                   "folder": None if instance.folder is None else str(instance.folder),
                   "supply_source": instance.supply_source, "provenance": dict(instance.provenance),
                   "travel": instance.travel.describe()},

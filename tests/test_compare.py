@@ -83,3 +83,32 @@ def test_site_names_are_escaped(tiny_copy, tmp_path):
     html = compare_html(compare([a, b]))
     assert "<b>x</b>" not in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_two_budgets_of_one_instance_are_the_same_data_and_the_budget_is_named(scenarios, tmp_path):
+    from optisite.compare import compare_html
+
+    result = compare(scenarios[:2])
+    assert set(result["parameters"]["parameter"]) == {"budget"}
+    row = result["parameters"].iloc[0]
+    assert (row["low"], row["high"]) == (30000.0, 90000.0)
+    html = compare_html(result)
+    assert 'id="different-instances"' not in html and 'id="parameters"' in html
+
+
+def test_other_data_is_flagged(scenarios, tmp_path):
+    import shutil
+
+    from optisite.compare import compare_html
+
+    other = tmp_path / "inst"
+    shutil.copytree(TINY, other)
+    zones = (other / "zones.csv").read_text(encoding="utf-8").splitlines()
+    header, first = zones[0].split(","), zones[1].split(",")
+    col = header.index("population")
+    first[col] = str(int(float(first[col])) + 1)
+    zones[1] = ",".join(first)
+    (other / "zones.csv").write_text("\n".join(zones) + "\n", encoding="utf-8")
+    moved = _solve(other, tmp_path / "moved", "--budget", "30000")
+    html = compare_html(compare([scenarios[0], moved]))
+    assert 'id="different-instances"' in html
