@@ -209,6 +209,13 @@ class Instance:
         new.practices
         return new
 
+    def __repr__(self) -> str:
+        kinds = self.sites["kind"].value_counts()
+        return (f"<Instance {self.name!r}: {len(self.zones):,} zones, {self.zones['population'].sum():,.0f} "
+                f"inhabitants, {kinds.get('cabinet_secondaire', 0)} cabinet and {kinds.get('centre_de_sante', 0)} "
+                f"centre candidates, {len(self.practices):,} practices ({self.supply_source} supply), "
+                f"budget {self.parameters.budget:,.0f} EUR/year>")
+
     def summary(self) -> dict[str, Any]:
         """Headline counts a planner checks before solving."""
         p = self.parameters

@@ -51,6 +51,14 @@ class Solution:
     zone_geometry: Any = None  # GeoSeries indexed by zone_id, or None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        S = self.summary
+        gap = "" if S.get("gap") is None else f", gap {100 * S['gap']:.2f} %"
+        return (f"<Solution {S.get('model')} {S.get('status')}{gap}: {S.get('population_uncovered', 0):,.0f} "
+                f"inhabitants without access ({S.get('population_uncovered_before', 0):,.0f} before), "
+                f"{len(S.get('open_sites', []))} site(s) opened, cost {S.get('cost_total', 0):,.0f} of "
+                f"{S.get('budget', 0):,.0f} EUR/year>")
+
     # Convenience accessors used by notebooks, tests and benchmarks.
     @property
     def status(self) -> str:
