@@ -156,8 +156,11 @@ def apl(instance: Path, solution: Path | None, decay: str | None, out: Path | No
     """APL (DREES accessibilité potentielle localisée) per zone, before and after a plan."""
     from .apl import apl_inputs, apl_summary, apl_table, read_solution_supply
     from .instance import load_instance
-    from .outfolder import write_file
+    from .outfolder import check_file_writable, write_file
 
+    reads = [p for p in (instance, solution) if p is not None]
+    if out is not None:
+        check_file_writable(out, force=force, reads=reads)
     inst = load_instance(instance)
     x = apl_inputs(inst, decay)
     site_supply = practice_supply = None
@@ -179,8 +182,7 @@ def apl(instance: Path, solution: Path | None, decay: str | None, out: Path | No
         click.echo(f"{label:<13} mean {s['mean']:.3f} consultations/inhabitant/year; {under} "
                    f"(of {s['population']:,.0f})")
     if out is not None:
-        write_file(out, table.to_csv(float_format="%.10g", lineterminator="\n"), force=force,
-                   reads=[p for p in (instance, solution) if p is not None])
+        write_file(out, table.to_csv(float_format="%.10g", lineterminator="\n"), force=force, reads=reads)
         click.echo(f"written       {out}")
 
 

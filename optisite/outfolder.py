@@ -282,24 +282,29 @@ def check_writable(out: str | Path, *, force: bool = False, reads: Iterable[str 
                 raise OutputPathError(f"'{shown}' holds {present[0]} but is not a folder optisite wrote "
                                       f"(no {MARKER} marker); --force only replaces files in folders "
                                       "optisite wrote: move them away yourself or choose another --out")
-            if not os.access(real, os.W_OK | os.X_OK):
-                raise OutputPathError(f"cannot write in '{shown}' ({_why(real)}); choose another --out")
+            why = _unwritable(real)
+            if why:
+                raise OutputPathError(f"cannot write in '{shown}' ({why}); choose another --out")
     anchor = _nearest_existing(real.parent)
     if not anchor.is_dir():
         raise OutputPathError(f"--out '{shown}': '{anchor}' is a file, not a folder; give a folder path")
-    if not os.access(anchor, os.W_OK | os.X_OK):
-        raise OutputPathError(f"--out '{shown}': cannot write in '{anchor}' ({_why(anchor)}); "
+    why = _unwritable(anchor)
+    if why:
+        raise OutputPathError(f"--out '{shown}': cannot write in '{anchor}' ({why}); "
                               "choose an --out in a folder you can write to")
     return clean_leftovers(real.parent) if real.parent.is_dir() else []
 
 
-def _why(folder: Path) -> str:
+def _unwritable(folder: Path) -> str | None:
+    """Why no folder can be created in ``folder`` (tried for real: permissions, read-only
+    mounts, immutable folders and kernel file systems all answer), or None."""
+    probe = folder / f".optisite{TMP}probe-{secrets.token_hex(4)}"
     try:
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
-            return "read-only file system"
-    except (OSError, AttributeError):
-        pass
-    return "permission denied"
+        os.mkdir(probe)
+    except OSError as exc:
+        return (exc.strerror or type(exc).__name__).lower()
+    os.rmdir(probe)
+    return None
 
 
 def _check_names(real: Path, shown: str) -> None:
@@ -327,8 +332,10 @@ def _check_replaceable(real: Path, shown: str, kind: str) -> None:
         raise OutputPathError(f"'{shown}' holds {_article(marker['kind'])} {marker['kind']} written by optisite, "
                               f"not {_article(kind)} {kind}; choose another --out")
     for folder in (real, real.parent):
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise OutputPathError(f"cannot replace '{shown}': cannot write in '{folder}' ({_why(folder)})")
+        why = _unwritable(folder)
+        if why:
+            raise OutputPathError(f"cannot replace '{shown}': cannot write in '{folder}' ({why}); "
+                                  "choose another --out")
 
 
 # ---------------------------------------------------------------------------------
@@ -518,10 +525,9 @@ def write_files(out: str | Path, contents: Mapping[str, str | bytes], *, kind: s
     return out
 
 
-def write_file(path: str | Path, data: str | bytes, *, force: bool = True,
-               reads: Iterable[str | Path] = ()) -> Path:
-    """Write one file atomically (mode from the umask). Without ``force`` an existing file is
-    refused, atomically too: of two runs creating it, the second fails."""
+def check_file_writable(path: str | Path, *, force: bool = False, reads: Iterable[str | Path] = ()) -> Path:
+    """Refuse, before any work, an output file the write would fail on or that is (inside)
+    an input the run reads; returns the path."""
     path = Path(path)
     if path.name in ("", ".", ".."):
         raise OutputPathError(f"--out '{path}' names no file; give a file name")
@@ -539,8 +545,18 @@ def write_file(path: str | Path, data: str | bytes, *, force: bool = True,
     anchor = _nearest_existing(real.parent)
     if not anchor.is_dir():
         raise OutputPathError(f"--out '{path}': '{anchor}' is a file, not a folder")
-    if not os.access(anchor, os.W_OK | os.X_OK):
-        raise OutputPathError(f"--out '{path}': cannot write in '{anchor}' ({_why(anchor)})")
+    why = _unwritable(anchor)
+    if why:
+        raise OutputPathError(f"--out '{path}': cannot write in '{anchor}' ({why}); choose another --out")
+    return path
+
+
+def write_file(path: str | Path, data: str | bytes, *, force: bool = True,
+               reads: Iterable[str | Path] = ()) -> Path:
+    """Write one file atomically (mode from the umask). Without ``force`` an existing file is
+    refused, atomically too: of two runs creating it, the second fails."""
+    path = check_file_writable(path, force=force, reads=reads)
+    real = _real(path)
     real.parent.mkdir(parents=True, exist_ok=True)
     with signals_deferred():
         _replace_file(real, data, replace=force, shown=path)
@@ -573,4 +589,4 @@ def _replace_file(path: Path, data: str | bytes, *, replace: bool = True, shown:
 
 
 __all__ = ["MARKER", "OutputPathError", "LeftoverWarning", "check_writable", "clean_leftovers",
-           "write_folder", "write_files", "write_file", "read_marker", "signals_deferred", "umask"]
+           "write_folder", "write_files", "write_file", "check_file_writable", "read_marker", "signals_deferred", "umask"]
