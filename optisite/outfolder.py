@@ -249,7 +249,14 @@ def check_writable(out: str | Path, *, force: bool = False, reads: Iterable[str 
     ``out`` receives these files (frontier, comparison) and may already hold other things.
     ``reads``: folders (or files) the run reads; ``out`` must not be, hold or lie inside one.
     """
-    out = Path(out)
+    try:
+        return _check_writable(Path(out), force, reads, kind, files)
+    except OSError as exc:  # a path the checks themselves cannot look at (permissions, loops)
+        raise OutputPathError(f"--out '{out}' cannot be used ({exc.strerror or type(exc).__name__}); "
+                              "choose another --out") from None
+
+
+def _check_writable(out: Path, force: bool, reads, kind: str, files) -> list[str]:
     shown = str(out)
     if out.name in ("", ".", "..") or str(out).endswith(("/.", "/..")):
         raise OutputPathError(f"--out '{shown}' names no new folder; give a folder name, e.g. --out results")
@@ -285,9 +292,10 @@ def check_writable(out: str | Path, *, force: bool = False, reads: Iterable[str 
             why = _unwritable(real)
             if why:
                 raise OutputPathError(f"cannot write in '{shown}' ({why}); choose another --out")
-    anchor = _nearest_existing(real.parent)
+    anchor = _nearest_existing(Path(os.path.abspath(out)).parent)
     if not anchor.is_dir():
-        raise OutputPathError(f"--out '{shown}': '{anchor}' is a file, not a folder; give a folder path")
+        raise OutputPathError(f"--out '{shown}': '{anchor}' is not a folder (a file, or a link to "
+                              "nothing); give a folder path")
     why = _unwritable(anchor)
     if why:
         raise OutputPathError(f"--out '{shown}': cannot write in '{anchor}' ({why}); "
@@ -528,7 +536,14 @@ def write_files(out: str | Path, contents: Mapping[str, str | bytes], *, kind: s
 def check_file_writable(path: str | Path, *, force: bool = False, reads: Iterable[str | Path] = ()) -> Path:
     """Refuse, before any work, an output file the write would fail on or that is (inside)
     an input the run reads; returns the path."""
-    path = Path(path)
+    try:
+        return _check_file_writable(Path(path), force, reads)
+    except OSError as exc:
+        raise OutputPathError(f"--out '{path}' cannot be used ({exc.strerror or type(exc).__name__}); "
+                              "choose another --out") from None
+
+
+def _check_file_writable(path: Path, force: bool, reads) -> Path:
     if path.name in ("", ".", ".."):
         raise OutputPathError(f"--out '{path}' names no file; give a file name")
     _check_names(Path(os.path.abspath(path)), str(path))
@@ -542,9 +557,9 @@ def check_file_writable(path: str | Path, *, force: bool = False, reads: Iterabl
         raise OutputExistsError(f"--out '{path}' is a folder; give a file path")
     if os.path.lexists(path) and not force:
         raise OutputExistsError(f"'{path}' exists; add --force to overwrite it")
-    anchor = _nearest_existing(real.parent)
+    anchor = _nearest_existing(Path(os.path.abspath(path)).parent)
     if not anchor.is_dir():
-        raise OutputPathError(f"--out '{path}': '{anchor}' is a file, not a folder")
+        raise OutputPathError(f"--out '{path}': '{anchor}' is not a folder (a file, or a link to nothing)")
     why = _unwritable(anchor)
     if why:
         raise OutputPathError(f"--out '{path}': cannot write in '{anchor}' ({why}); choose another --out")

@@ -263,7 +263,7 @@ def test_readonly_parent_is_refused_before_solving(tiny_copy, readonly_dir, no_s
 def test_parent_that_is_a_file_is_refused_before_solving(tiny_copy, tmp_path, no_solve):
     (tmp_path / "afile").write_text("x", encoding="utf-8")
     r = solve(tiny_copy, tmp_path / "afile" / "res")
-    assert r.exit_code == 2 and "is a file, not a folder" in one_error_line(r)
+    assert r.exit_code == 2 and "is not a folder" in one_error_line(r)
     assert (tmp_path / "afile").read_text(encoding="utf-8") == "x"
 
 
@@ -288,7 +288,7 @@ def test_current_folder_is_refused_before_solving(tiny_copy, tmp_path, no_solve,
 
 def test_library_check_writable(tmp_path):
     (tmp_path / "f").write_text("x", encoding="utf-8")
-    with pytest.raises(outfolder.OutputPathError, match="is a file, not a folder"):
+    with pytest.raises(outfolder.OutputPathError, match="is not a folder"):
         outfolder.check_writable(tmp_path / "f" / "res")
     assert outfolder.check_writable(tmp_path / "new" / "deeper" / "res") == []
     assert not (tmp_path / "new").exists()  # checking creates nothing
@@ -431,3 +431,98 @@ def test_single_file_without_force_is_created_once(tmp_path):
     outfolder.write_file(path, "c\n", force=True)
     assert path.read_text(encoding="utf-8") == "c\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+# ---------------------------------------------------------------------------------
+# Output paths, fuzzed: every case is written completely or refused in one line, before
+# the work; inputs, foreign folders and link targets are never touched.
+# ---------------------------------------------------------------------------------
+
+from collections import Counter  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PATH_STATS: Counter = Counter()
+SEGMENTS = ["res", "new", ".", "..", "n" * 300, "afile", "tiny", "shared", "sol", "front", "link-sol",
+            "link-shared", "dangling", "tiny/zones.csv"]
+
+
+def _world(root: Path, sol) -> dict[str, Path]:
+    import shutil
+
+    from conftest import INSTANCES
+
+    shutil.copytree(INSTANCES / "tiny", root / "tiny")
+    (root / "afile").write_text("precious", encoding="utf-8")
+    (root / "shared").mkdir()
+    (root / "shared").chmod(0o1777)
+    (root / "shared" / "theirs.txt").write_text("theirs", encoding="utf-8")
+    sol.write(root / "sol")
+    (root / "sol" / "notes.md").write_text("mine", encoding="utf-8")
+    (root / "front").mkdir()
+    (root / "front" / ".optisite").write_text('{"kind": "frontier"}', encoding="utf-8")
+    (root / "link-sol").symlink_to(root / "sol", target_is_directory=True)
+    (root / "link-shared").symlink_to(root / "shared", target_is_directory=True)
+    (root / "dangling").symlink_to(root / "nowhere")
+    return {"tiny": root / "tiny", "shared": root / "shared", "sol": root / "sol"}
+
+
+def _state(paths: dict[str, Path]) -> dict:
+    """What no output may change: the instance, the foreign folder's own file, mode and
+    identity (a new folder may be created in it), the user's notes in a solution folder."""
+    st_shared = os.stat(paths["shared"])
+    return {"tiny": snapshot(paths["tiny"]), "theirs": (paths["shared"] / "theirs.txt").read_bytes(),
+            "shared_id": (st_shared.st_ino, st_shared.st_mode),
+            "notes": (paths["sol"] / "notes.md").read_bytes()}
+
+
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(parts=st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=3), force=st.booleans(),
+       absolute=st.sampled_from(["relative", "absolute", "sys"]))
+def test_output_paths_fuzzed(two_plans, parts, force, absolute):
+    import shutil
+    import tempfile
+
+    from optisite.errors import OptisiteError
+
+    low, _ = two_plans
+    root = Path(tempfile.mkdtemp(prefix="outfuzz-")).resolve()
+    here = Path.cwd()
+    try:
+        paths = _world(root, low)
+        before = _state(paths)
+        os.chdir(root)
+        out = Path(*parts)
+        out = {"relative": out, "absolute": root / out, "sys": Path("/sys") / out}[absolute]
+        PATH_STATS["tried"] += 1
+        try:
+            outfolder.check_writable(out, force=force, reads=[paths["tiny"]])
+        except OptisiteError as exc:
+            assert "\n" not in str(exc)
+            PATH_STATS["refused"] += 1
+            outcome = "refused"
+        else:
+            written = low.write(out, force=force)  # after a passed check the write must succeed
+            real = Path(os.path.realpath(written))
+            assert outfolder.read_marker(real)["kind"] == "solution"
+            assert json.loads((real / "solution.json").read_text(encoding="utf-8"))["status"] == "optimal"
+            assert not [p for p in real.parent.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
+            PATH_STATS["written"] += 1
+            outcome = "written"
+        after = _state(paths)
+        assert after == before, (out, force, outcome)
+        assert (root / "afile").read_text(encoding="utf-8") == "precious"
+        assert (root / "link-sol").is_symlink() and (root / "link-shared").is_symlink()
+    finally:
+        os.chdir(here)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_zz_output_path_counts():
+    """The fuzzed cases ran (counts printed with -rP): tried = written + refused, no traceback."""
+    print(f"output paths: {dict(PATH_STATS)}")
+    assert PATH_STATS["tried"] >= 100
+    assert PATH_STATS["tried"] == PATH_STATS["written"] + PATH_STATS["refused"]
+    assert PATH_STATS["written"] > 0 and PATH_STATS["refused"] > 0
