@@ -108,7 +108,11 @@ def _flock(fd: int, *, block: bool) -> bool:
 @contextlib.contextmanager
 def _locked(folder: Path):
     """Serialise optisite's final renames into ``folder`` (a lock on the folder itself)."""
-    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a folder we may write but not read: no lock, the no-replace rename still holds
+        yield
+        return
     try:
         _flock(fd, block=True)
         yield
@@ -441,9 +445,11 @@ def write_folder(out: str | Path, fill: Callable[[Path], None], *, kind: str, ow
     with signals_deferred():
         tmp, fd = _make_temp(real.parent, real.name, kind, own)
         done = False
+        filled = set(own)
         try:
             fill(tmp)
-            _write_marker(tmp, kind, own | set(os.listdir(tmp)))
+            filled |= set(os.listdir(tmp))
+            _write_marker(tmp, kind, filled)
             with _locked(real.parent):
                 if os.path.lexists(real):
                     if not force:
@@ -460,7 +466,7 @@ def write_folder(out: str | Path, fill: Callable[[Path], None], *, kind: str, ow
         finally:
             os.close(fd)
             if not done and tmp.exists():
-                _remove_own(tmp, set(own) | set(os.listdir(tmp)))
+                _remove_own(tmp, filled)  # what fill wrote; never a user's file moved in by the swap
     return out
 
 
