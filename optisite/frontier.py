@@ -15,9 +15,6 @@ and frontier.html atomically.
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .batch import BatchError, Task, run_batch
-from .errors import InputError, OutputExistsError
+from .errors import InputError
 from .instance import Instance, load_instance
 from .solver import SolveOptions
 
@@ -302,26 +299,16 @@ def frontier_html(df: pd.DataFrame, *, instance: Instance, options: SolveOptions
 
 def write_frontier(df: pd.DataFrame, out: str | Path, *, instance: Instance, options: SolveOptions,
                    force: bool = False, command: str = "") -> Path:
-    """Write frontier.csv, frontier.png and frontier.html into ``out`` (assembled aside, then moved)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"--out '{out}' is a file; give a folder path")
-    if out.exists() and not force and any((out / f).exists() for f in FRONTIER_FILES):
-        raise OutputExistsError(f"'{out}' already holds a frontier; give --force to replace it")
+    """Write frontier.csv, frontier.png and frontier.html into ``out`` (optisite.outfolder)."""
+    from .outfolder import write_files
+
     found = problems(df)
     png = frontier_png(df, f"{instance.name}: budget frontier ({options.model} model)")
     html = frontier_html(df, instance=instance, options=options, png=png, problems=found, command=command)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".frontier.tmp-", dir=out))
-    try:
-        df.to_csv(tmp / "frontier.csv", index=False, lineterminator="\n", float_format="%.10g")
-        (tmp / "frontier.png").write_bytes(png)
-        (tmp / "frontier.html").write_text(html, encoding="utf-8")
-        for f in FRONTIER_FILES:
-            os.replace(tmp / f, out / f)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    files = {"frontier.csv": df.to_csv(index=False, lineterminator="\n", float_format="%.10g"),
+             "frontier.png": png, "frontier.html": html}
+    reads = [instance.folder] if instance.folder is not None else []
+    return write_files(Path(out), files, kind="frontier", force=force, reads=reads)
 
 
 __all__ = ["parse_budgets", "solve_budget", "budget_task", "run_frontier", "analyse", "monotonicity", "knee_index",

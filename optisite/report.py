@@ -20,8 +20,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -398,15 +396,10 @@ def write_report(folder: str | Path, instance: Instance) -> Path:
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Replace one file atomically, with the umask's mode (see :mod:`optisite.outfolder`)."""
+    from .outfolder import write_file
+
+    return write_file(path, text, force=True)
 
 
 __all__ = ["render_report", "write_report", "map_png", "context", "write_text_atomic"]

@@ -8,13 +8,8 @@ and comparisons). Nothing here touches Pyomo.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import shutil
-import signal
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,12 +17,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from .errors import InputError
 from .rules import capacities, site_cost
-from .errors import InputError, OutputExistsError
 from .instance import Instance
 
 SOLUTION_FILES = ("solution.json", "sites.csv", "sites.gpkg", "schedule.csv", "practices.csv",
-                  "assignment.csv", "zones.csv", "zones.gpkg", "report.html", "map.html")
+                  "assignment.csv", "zones.csv", "zones.gpkg", "report.html")
 
 SITE_COLUMNS = ["site_id", "kind", "zone_id", "name", "lon", "lat", "days_per_week", "fte",
                 "capacity", "cost_fixed", "cost_staff", "cost_total"]
@@ -269,81 +264,26 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_folder(solution: Solution, out: Path, *, force: bool = False) -> Path:
-    """Assemble the folder next to ``out`` and rename it into place (never half-written)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"--out '{out}' is a file; give a folder path")
-    if out.exists() and not force:
-        raise OutputExistsError(f"output folder '{out}' already exists; give --force to replace "
-                                "optisite's files in it, or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    """Write the solution folder atomically through :mod:`optisite.outfolder` (an existing
+    folder needs ``force`` and must be one optisite wrote; the user's files in it stay)."""
+    from . import outfolder
+
+    extra = solution.extra.get("files", {})
+
+    def fill(tmp: Path) -> None:
         _write_csv(solution.sites, tmp / "sites.csv")
         _write_csv(solution.schedule, tmp / "schedule.csv")
         _write_csv(solution.practices, tmp / "practices.csv")
         _write_csv(solution.assignment, tmp / "assignment.csv")
         _write_csv(solution.zones, tmp / "zones.csv")
         _write_geo(solution, tmp)
-        for name, text in solution.extra.get("files", {}).items():
+        for name, text in extra.items():
             (tmp / name).write_text(text, encoding="utf-8")
         summary = json.dumps(_clean(solution.summary), indent=2, sort_keys=True, default=_json_default,
                              ensure_ascii=False)
         (tmp / "solution.json").write_text(summary + "\n", encoding="utf-8")
-        with _signals_deferred():
-            if out.exists():
-                _swap(out, tmp)
-            else:
-                os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
-
-def _swap(out: Path, tmp: Path) -> None:
-    """Replace ``out`` by ``tmp``, carrying the user's own files over; undo on failure.
-
-    The user's files are moved (not copied) into ``tmp`` first, so any failure before
-    the final rename moves them back: they are never left inside a folder that the
-    caller's cleanup deletes.
-    """
-    moved: list[str] = []
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    try:
-        for child in sorted(out.iterdir()):
-            if child.name not in SOLUTION_FILES and not (tmp / child.name).exists():
-                os.replace(child, tmp / child.name)
-                moved.append(child.name)
-        os.replace(out, old / "previous")
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            os.replace(old / "previous", out)
-            raise
-    except BaseException:
-        for name in moved:
-            if (tmp / name).exists() or (tmp / name).is_symlink():
-                os.replace(tmp / name, out / name)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Hold SIGINT/SIGTERM while folders are renamed: delivered right after, so a
-    Ctrl-C can never leave the output folder missing or half-swapped."""
-    mask = getattr(signal, "pthread_sigmask", None)
-    if mask is None:  # not POSIX
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    before = mask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        mask(signal.SIG_SETMASK, before)
+    return outfolder.write_folder(Path(out), fill, kind="solution", own=[*SOLUTION_FILES, *extra], force=force)
 
 
 def _write_geo(solution: Solution, folder: Path) -> None:

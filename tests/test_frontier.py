@@ -85,7 +85,7 @@ def test_cli_frontier_writes_files_and_refuses_to_overwrite(tmp_path):
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert "check ok" in r.output and "per EUR 100k" in r.output
-    assert sorted(p.name for p in out.iterdir()) == ["frontier.csv", "frontier.html", "frontier.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".optisite", "frontier.csv", "frontier.html", "frontier.png"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 2 and "--force" in r.output
     assert CliRunner().invoke(main, [*args, "--force"]).exit_code == 0

@@ -119,6 +119,7 @@ def test_signal_before_solving_writes_nothing(big, tmp_path):
 def test_interrupt_keeps_an_existing_folder_intact(big, tmp_path):
     out = tmp_path / "res"
     out.mkdir()
+    (out / ".optisite").write_text('{"kind": "solution"}', encoding="utf-8")  # a folder optisite wrote
     (out / "notes.txt").write_text("mine", encoding="utf-8")
     (out / "solution.json").write_text('{"status": "optimal", "old": true}', encoding="utf-8")
     rc, _, stderr = run_and_signal(big, out, signal.SIGINT, 0.2, "--force")

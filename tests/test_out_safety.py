@@ -34,6 +34,7 @@ def test_existing_folder_is_refused_without_force(tiny_copy, tmp_path):
 def test_force_replaces_only_optisites_files(tiny_copy, tmp_path):
     out = tmp_path / "res"
     out.mkdir()
+    (out / ".optisite").write_text('{"kind": "solution"}', encoding="utf-8")  # a folder optisite wrote
     (out / "solution.json").write_text('{"old": true}', encoding="utf-8")
     (out / "sites.csv").write_text("stale\n", encoding="utf-8")
     (out / "mine.txt").write_text("keep", encoding="utf-8")
