@@ -191,7 +191,7 @@ def child_case(folder: str, model: str, budget: float, time_limit: float, thread
     t_start = time.perf_counter()
     import optisite.models.coverage as cov_mod
     import optisite.models.staffing as stf_mod
-    import optisite.solve as S
+    import optisite.reach as R
     import optisite.solver as SV
     from optisite.instance import load_instance
     from optisite.solver import SolveOptions
@@ -222,16 +222,16 @@ def child_case(folder: str, model: str, budget: float, time_limit: float, thread
             return out
         return wrapper
 
-    S.coverage_pairs = timed("pairs", S.coverage_pairs, "coverage_pairs")
-    S.staffing_pairs = timed("pairs", S.staffing_pairs, "staffing_pairs")
+    R.coverage_pairs = timed("pairs", R.coverage_pairs, "coverage_pairs")
+    R.staffing_pairs = timed("pairs", R.staffing_pairs, "staffing_pairs")
     cov_mod.build = timed("build", cov_mod.build, "pyomo build")
     stf_mod.build = timed("build", stf_mod.build, "pyomo build")
     original_run = SV._run
     highs_size: dict[str, int] = {}
 
-    def run_wrapper(opt, m, name, time_left):
+    def run_wrapper(opt, m, name, time_left, *a, **k):
         _progress(progress, phase=f"HiGHS stage {name}", rss_mb=_hwm_mb(), t=time.perf_counter() - t_start)
-        r = original_run(opt, m, name, time_left)
+        r = original_run(opt, m, name, time_left, *a, **k)
         h = getattr(opt, "_solver_model", None)
         if not highs_size and h is not None and name == "uncovered":
             try:
@@ -254,7 +254,9 @@ def child_case(folder: str, model: str, budget: float, time_limit: float, thread
     CK.check_solution = check_wrapper
     options = SolveOptions(model=model, time_limit=time_limit, threads=threads)
     check = len(inst.zones) <= check_max_zones
-    sol = S.solve(inst, options, check=check, command=f"benchmarks/scaling.py --case {model}")
+    from optisite.solve import solve
+
+    sol = solve(inst, options, check=check, command=f"benchmarks/scaling.py --case {model}")
     _progress(progress, phase="solved", rss_mb=_hwm_mb(), t=time.perf_counter() - t_start)
     sm = sol.summary
     tm = sm["timings"]

@@ -349,11 +349,8 @@ def solve(instance, out, force, quiet, verbose, **kw):
     display = _Display(quiet)
     say = display.say
     sol = run_solve(inst, options, progress=say, watch=display.watch)
-    from .report import render_report
-
     with signals_deferred():  # a Ctrl-C from here on stops the run once the plan is written
-        say("writing report.html")
-        sol.extra.setdefault("files", {})["report.html"] = render_report(inst, sol)
+        say("writing the tables and report.html")
         sol.write(out, force=force)
     S = sol.summary
     def num(v, fmt=",.1f"):

@@ -44,7 +44,7 @@ class Solution:
     assignment: pd.DataFrame
     zones: pd.DataFrame
     zone_geometry: Any = None  # GeoSeries indexed by zone_id, or None
-    extra: dict[str, Any] = field(default_factory=dict)
+    instance: Any = field(default=None, repr=False, compare=False)  # the Instance it was solved on, if known
 
     def __repr__(self) -> str:
         S = self.summary
@@ -75,9 +75,10 @@ class Solution:
     def timings(self) -> dict[str, float]:
         return self.summary["timings"]
 
-    def write(self, out: str | Path, *, force: bool = False) -> Path:
-        """Write the folder atomically; an existing folder needs ``force``."""
-        return write_folder(self, Path(out), force=force)
+    def write(self, out: str | Path, *, force: bool = False, report: bool = True) -> Path:
+        """Write the folder atomically, with ``report.html`` when the instance is known
+        (``report=False`` to leave it out); an existing folder needs ``force``."""
+        return write_folder(self, Path(out), force=force, report=report)
 
 
 # ---------------------------------------------------------------------------------
@@ -263,12 +264,16 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
 
 
-def write_folder(solution: Solution, out: Path, *, force: bool = False) -> Path:
+def write_folder(solution: Solution, out: Path, *, force: bool = False, report: bool = True) -> Path:
     """Write the solution folder atomically through :mod:`optisite.outfolder` (an existing
     folder needs ``force`` and must be one optisite wrote; the user's files in it stay)."""
     from . import outfolder
 
-    extra = solution.extra.get("files", {})
+    html = None
+    if report and solution.instance is not None:
+        from .report import render_report
+
+        html = render_report(solution.instance, solution)
 
     def fill(tmp: Path) -> None:
         _write_csv(solution.sites, tmp / "sites.csv")
@@ -277,13 +282,13 @@ def write_folder(solution: Solution, out: Path, *, force: bool = False) -> Path:
         _write_csv(solution.assignment, tmp / "assignment.csv")
         _write_csv(solution.zones, tmp / "zones.csv")
         _write_geo(solution, tmp)
-        for name, text in extra.items():
-            (tmp / name).write_text(text, encoding="utf-8")
+        if html is not None:
+            (tmp / "report.html").write_text(html, encoding="utf-8")
         summary = json.dumps(_clean(solution.summary), indent=2, sort_keys=True, default=_json_default,
                              ensure_ascii=False)
         (tmp / "solution.json").write_text(summary + "\n", encoding="utf-8")
 
-    return outfolder.write_folder(Path(out), fill, kind="solution", own=[*SOLUTION_FILES, *extra], force=force)
+    return outfolder.write_folder(Path(out), fill, kind="solution", own=SOLUTION_FILES, force=force)
 
 
 def _write_geo(solution: Solution, folder: Path) -> None:

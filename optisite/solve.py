@@ -173,7 +173,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         summary.objective = fin.objective
         summary.gap = relative_gap(fin.objective, first.bound)
     summary.warnings.extend(fin.warnings + ctx.warnings)
-    sol = Solution(summary=summary, zone_geometry=instance.geometry, **tables)
+    sol = Solution(summary=summary, zone_geometry=instance.geometry, instance=instance, **tables)
     if check:
         from .checker import check_solution
 
