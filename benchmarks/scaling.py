@@ -20,7 +20,7 @@ proportional to size: ``--coverage-budget-per-zone`` (default EUR 100) and
 ``--staffing-budget-per-zone`` (default EUR 2,000) times the number of zones.
 
 Every (size, model) case runs in a fresh child process (``--case``, internal) that
-loads the instance and calls ``optisite.solve.solve`` exactly as the CLI does, with
+loads the instance and calls ``optisite.pipeline.solve`` exactly as the CLI does, with
 light wrappers (no change to optisite) that time the reachable-pair computation
 (``reach.coverage_pairs`` / ``reach.staffing_pairs``), the Pyomo model build
 (``models.<model>.build``) and record HiGHS's model size. Columns:
@@ -254,7 +254,7 @@ def child_case(folder: str, model: str, budget: float, time_limit: float, thread
     CK.check_solution = check_wrapper
     options = SolveOptions(model=model, time_limit=time_limit, threads=threads)
     check = len(inst.zones) <= check_max_zones
-    from optisite.solve import solve
+    from optisite.pipeline import solve
 
     sol = solve(inst, options, check=check, command=f"benchmarks/scaling.py --case {model}")
     _progress(progress, phase="solved", rss_mb=_hwm_mb(), t=time.perf_counter() - t_start)

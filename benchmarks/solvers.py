@@ -1,6 +1,6 @@
 """The same maximal covering instance solved three ways, each answer re-checked.
 
-* ``optisite``: ``optisite.solve.solve`` with the coverage model (Pyomo + HiGHS), coverage
+* ``optisite``: ``optisite.pipeline.solve`` with the coverage model (Pyomo + HiGHS), coverage
   stage only (``optisite-lex``: with the cost and tie-break stages too),
   budget p on unit costs.
 * ``highs``: the textbook formulation (Church and ReVelle 1974) passed to HiGHS
@@ -77,7 +77,7 @@ def solve_optisite(data: MCLPData, *, time_limit: float, threads: int, gap: floa
     """``lexicographic=False`` (solver name ``optisite``) runs the coverage stage only, the
     problem the other solvers solve; ``True`` (``optisite-lex``) adds the product's cost and
     tie-break stages, which on unit costs minimise the number of sites at that coverage."""
-    from optisite.solve import SolveOptions, solve
+    from optisite.pipeline import SolveOptions, solve
 
     t0 = time.perf_counter()
     instance = data.to_instance()

@@ -340,7 +340,7 @@ def solve(instance, out, force, quiet, verbose, **kw):
     """Solve INSTANCE and write solution.json, tables and report.html to --out."""
     from .errors import CheckError
     from .outfolder import check_writable, signals_deferred
-    from .solve import solve as run_solve
+    from .pipeline import solve as run_solve
 
     inst, options = _prepare(instance, verbose=verbose, **kw)
     out = out or Path("out") / f"{Path(instance).resolve().name}-{options.model}"

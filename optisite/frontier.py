@@ -70,7 +70,7 @@ def solve_budget(instance: Instance | str | Path, budget: float, options: SolveO
     the cheapest site can open nothing: the point is solved at budget 0, which is
     the same problem, and the row's ``note`` says so.
     """
-    from .solve import solve
+    from .pipeline import solve
 
     inst = load_instance(instance) if isinstance(instance, (str, Path)) else instance
     if overrides:
@@ -284,7 +284,7 @@ def frontier_png(df: pd.DataFrame, title: str, *, dpi: int = 110) -> bytes:
 def frontier_html(df: pd.DataFrame, *, instance: Instance, options: SolveOptions, png: bytes,
                   problems: list[str], command: str = "") -> str:
     from .report import TEMPLATES, environment, png_data_uri
-    from .solve import versions
+    from .pipeline import versions
 
     env = environment()
     css = (TEMPLATES / "report.css").read_text(encoding="utf-8")

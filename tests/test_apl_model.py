@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from optisite.apl import apl_after, apl_before
 from optisite.checker import check_solution
 from optisite.cli import main
-from optisite.solve import SolveOptions, solve
+from optisite.pipeline import SolveOptions, solve
 
 from conftest import INSTANCES
 from test_models import small_staffing_instance, staffing_plans

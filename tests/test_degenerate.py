@@ -9,7 +9,7 @@ import pytest
 
 from optisite import instance_from_frames
 from optisite.checker import check_solution
-from optisite.solve import SolveOptions, solve
+from optisite.pipeline import SolveOptions, solve
 
 from test_models import random_instance
 

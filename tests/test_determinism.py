@@ -10,7 +10,7 @@ import json
 import pytest
 
 from optisite import instance_from_frames
-from optisite.solve import SolveOptions, solve
+from optisite.pipeline import SolveOptions, solve
 
 from test_models import random_instance
 

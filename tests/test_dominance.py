@@ -8,7 +8,7 @@ import pytest
 
 from optisite import instance_from_frames
 from optisite.models.coverage import dominated_sites
-from optisite.solve import SolveOptions, solve
+from optisite.pipeline import SolveOptions, solve
 
 from test_models import brute_force_coverage, random_instance
 

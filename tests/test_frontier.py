@@ -42,7 +42,7 @@ def test_solve_budget_is_a_plain_row_from_a_folder_path():
     assert row["budget"] == 60000 and row["check_ok"] and row["status"] == "optimal"
     assert row["cost_total"] <= 60000
     # same numbers as a direct solve at that budget
-    from optisite.solve import solve
+    from optisite.pipeline import solve
 
     sol = solve(load_instance(TINY).with_parameters({"budget": 60000}), SolveOptions(model="staffing"))
     assert row["population_covered"] == pytest.approx(sol.summary["population_covered"], rel=1e-9)

@@ -8,7 +8,7 @@ from optisite import instance_from_frames
 from optisite.heuristics import greedy_coverage
 from optisite.models import coverage
 from optisite.reach import coverage_pairs
-from optisite.solve import SolveOptions, solve
+from optisite.pipeline import SolveOptions, solve
 
 from test_models import brute_force_coverage, random_instance
 

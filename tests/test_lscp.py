@@ -24,7 +24,7 @@ from optisite import instance_from_frames, load_instance
 from optisite.checker import check_folder, check_solution
 from optisite.cli import main
 from optisite.errors import CheckError
-from optisite.solve import SolveOptions, solve
+from optisite.pipeline import SolveOptions, solve
 
 from test_models import minutes_matrix, random_instance
 from test_published_optima import _instances_module, _require_shared

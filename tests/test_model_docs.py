@@ -42,7 +42,7 @@ INSTANCES = ROOT / "instances"
 # -- The one place this test knows the models: the registry (document models/<name>.md).
 
 def _built(name: str) -> Callable[[Instance], pyo.ConcreteModel]:
-    from optisite.solve import SolveOptions, build
+    from optisite.pipeline import SolveOptions, build
 
     return lambda instance: build(instance, SolveOptions(model=name)).pyomo
 

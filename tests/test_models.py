@@ -12,7 +12,7 @@ from scipy.optimize import linprog
 from optisite import instance_from_frames
 from optisite.checker import check_solution
 from optisite.errors import InfeasibleError, InputError
-from optisite.solve import SolveOptions, solve
+from optisite.pipeline import SolveOptions, solve
 from optisite.travel import great_circle_km
 
 

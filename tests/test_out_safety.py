@@ -66,8 +66,8 @@ def test_write_folder_refuses_a_file_from_the_library(tiny_copy, tmp_path):
 
     from optisite.errors import OutputExistsError
     from optisite.instance import load_instance
-    from optisite.solve import SolveOptions
-    from optisite.solve import solve as run
+    from optisite.pipeline import SolveOptions
+    from optisite.pipeline import solve as run
 
     sol = run(load_instance(tiny_copy), SolveOptions(model="coverage"))
     target = tmp_path / "file"

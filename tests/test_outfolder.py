@@ -44,7 +44,7 @@ def no_solve(monkeypatch):
     """Path errors must come before the work: solving fails the test."""
     def boom(*_a, **_k):
         raise AssertionError("the solve ran before the output path was checked")
-    monkeypatch.setattr("optisite.solve.solve", boom)
+    monkeypatch.setattr("optisite.pipeline.solve", boom)
 
 
 # ---------------------------------------------------------------------------------
@@ -158,8 +158,8 @@ def test_every_folder_optisite_writes_is_marked(tiny_copy, tmp_path):
 @pytest.fixture(scope="module")
 def two_plans(tmp_path_factory):
     from optisite.instance import load_instance
-    from optisite.solve import SolveOptions
-    from optisite.solve import solve as run
+    from optisite.pipeline import SolveOptions
+    from optisite.pipeline import solve as run
     from conftest import INSTANCES
 
     inst = load_instance(INSTANCES / "tiny")
@@ -302,7 +302,7 @@ KILL_WHILE_WRITING = textwrap.dedent("""
     import os, sys
     import optisite.solution as solution
     from optisite.instance import load_instance
-    from optisite.solve import SolveOptions, solve
+    from optisite.pipeline import SolveOptions, solve
     sol = solve(load_instance(sys.argv[1]), SolveOptions(model="coverage"))
     def killed(*_a):
         os.kill(os.getpid(), 9)

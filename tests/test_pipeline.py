@@ -14,7 +14,7 @@ from optisite import load_instance
 from optisite import models
 from optisite.deadline import Deadline
 from optisite.errors import InputError
-from optisite.solve import SolveOptions, solve
+from optisite.pipeline import SolveOptions, solve
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "optisite"

@@ -47,7 +47,7 @@ def _require_shared(sub: str) -> None:
 
 
 def _solve(data, *, time_limit: float):
-    from optisite.solve import SolveOptions, solve
+    from optisite.pipeline import SolveOptions, solve
 
     instance = data.to_instance()
     return solve(instance, SolveOptions(model="coverage", time_limit=time_limit, gap=0.0, threads=1))

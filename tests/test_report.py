@@ -176,7 +176,7 @@ def test_commune_name_with_a_script_tag_is_escaped(tiny_copy, tmp_path):
 
 
 def test_tiny_report_draws_points_and_matches_summary(tiny_copy, tmp_path):
-    from optisite.solve import solve
+    from optisite.pipeline import solve
     from optisite.solver import SolveOptions
 
     inst = load_instance(tiny_copy)

@@ -5,7 +5,7 @@ A model is one :class:`Model` subclass in ``optisite/models/``, registered with
 builds the Pyomo model, its objectives in lexicographic order, its start and HiGHS
 options, how its decisions read back into plain tables, its post-solve stages, and
 what its result means (:class:`ResultMeaning`) for the tables, the checker and the
-report. ``solve.py``, ``solution.py``, ``checker.py``, ``report.py`` and the CLI
+report. ``pipeline.py``, ``solution.py``, ``checker.py``, ``report.py`` and the CLI
 dispatch on these declarations, never on a model's name.
 
 Adding a model: one module with one subclass, its document ``models/<name>.md``, one
