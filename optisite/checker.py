@@ -87,8 +87,8 @@ def _summary_shape(S) -> None:
               "sites_opened_by_kind", "apl", "result"):
         if k in S and not isinstance(S[k], dict) and not (k in ("instance", "solver", "apl") and S[k] is None):
             raise _malformed(f"'{k}' must be an object, not {type(S[k]).__name__}", column=k)
-    for k in ("objective", "bound", "gap"):
-        if S.get(k) is not None and not _is_number(S[k]):
+    for k in ("objective", "bound", "gap"):  # in memory a missing bound may be a non-finite float
+        if S.get(k) is not None and not (isinstance(S[k], (int, float)) and not isinstance(S[k], bool)):
             raise _malformed(f"'{k}' must be a number or null", column=k)
     for k in ("population_total", "population_covered", "population_uncovered", "population_covered_before",
               "population_uncovered_before", "cost_total", "budget", "physician_days_per_week", "salaried_fte"):
@@ -746,7 +746,8 @@ class _Checker:
         S, v, R = self.S, self.v, self.R
         pop = self.instance.zones["population"].astype(float)
         weight = self.instance.zones["weight"].astype(float)
-        obj, bound, gap, status = S.get("objective"), S.get("bound"), S.get("gap"), S["status"]
+        obj, bound, gap = (_finite(S.get(k)) for k in ("objective", "bound", "gap"))
+        status = S["status"]
         if status not in STATUSES:
             v.append(f"solution.json status '{status}' is not one of {', '.join(STATUSES)}")
         options = S.get("options") or {}
@@ -796,9 +797,10 @@ class _Checker:
             v.append(f"solution.json bound {bound} differs from stage 1's {first.get('bound')}")
         if R["objective"] == "weighted_uncovered" and not _same(first.get("objective"), obj):
             v.append(f"solution.json objective {obj} differs from stage 1's {first.get('objective')}")
-        if R["objective"] == "population_under_apl" and obj is not None and first.get("objective") is not None \
-                and obj > first["objective"] + REL * max(1.0, abs(first["objective"])):
-            v.append(f"solution.json objective {obj} is above stage 1's {first['objective']}")
+        first_obj = _finite(first.get("objective"))
+        if R["objective"] == "population_under_apl" and obj is not None and first_obj is not None \
+                and obj > first_obj + REL * max(1.0, abs(first_obj)):
+            v.append(f"solution.json objective {obj} is above stage 1's {first_obj}")
         warnings = " ".join(S.get("warnings", []))
         if self.instance.supply_source == "illustrative" and "ILLUSTRATIVE" not in warnings:
             v.append("solution.json warnings do not say that the instance's GP supply is illustrative")
@@ -859,7 +861,7 @@ class _Checker:
             mean = float((apl * pop).sum() / total) if total > 0 else None
             if mean is not None and not (_is_number(part.get("mean")) and _close(part["mean"], mean)):
                 v.append(f"solution.json apl.{when}.mean {part.get('mean')} differs from {mean:.6f} recomputed")
-        if R["objective"] == "population_under_apl" and S.get("objective") is not None:
+        if R["objective"] == "population_under_apl" and _finite(S.get("objective")) is not None:
             # b_i = 1 allows APL_i = T within the solver's tolerance: count those as at threshold.
             under = float(pop[after < T].sum())
             lenient = float(pop[after < T - 1e-6 * max(1.0, T)].sum())
@@ -868,10 +870,14 @@ class _Checker:
                          f"({lenient:.1f} to {under:.1f} recomputed)")
 
 
+def _finite(x) -> float | None:
+    """A number, or None for null and for a non-finite value (which JSON writes as null)."""
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
 def _same(a, b) -> bool:
-    """Equal numbers, or both absent (null, or a non-finite value that JSON writes as null)."""
-    a = a if a is not None and math.isfinite(float(a)) else None
-    b = b if b is not None and math.isfinite(float(b)) else None
+    """Equal numbers, or both absent."""
+    a, b = _finite(a), _finite(b)
     if a is None or b is None:
         return a is None and b is None
     return _close(a, b)
