@@ -339,6 +339,7 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
         ("assignment.csv", sol.assignment), ("zones.csv", sol.zones))}
     v: list[str] = []
     rec = _Checker(instance, S, R, tables, v).run()
+    v[:] = [_one_line(x) for x in v]
     report = CheckReport(ok=not v, violations=v, recomputed=rec)
     if raise_on_violation and v:
         raise CheckError(v)
@@ -366,6 +367,7 @@ class _Checker:
         self.check_zones()
         self.check_objective_and_status()
         self.check_apl()
+        self.check_record()
         return {"cost_total": self.cost, "population_covered": self.covered,
                 "population_covered_before": self.covered_before}
 
@@ -807,6 +809,24 @@ class _Checker:
         if status == "interrupted" and "interrupted" not in warnings:
             v.append("solution.json warnings do not say that the solve was interrupted")
 
+    def check_record(self) -> None:
+        """What the report prints about the instance and the recorded verdict."""
+        import json
+
+        S, v, inst = self.S, self.v, self.instance
+        block = S.get("instance") or {}
+        norm = lambda x: json.loads(json.dumps(x, sort_keys=True, default=str))  # noqa: E731
+        for key, want in (("name", inst.name), ("supply_source", inst.supply_source),
+                          ("provenance", dict(inst.provenance))):
+            if key in block and norm(block[key]) != norm(want):
+                v.append(f"solution.json instance.{key} {block[key]!r} differs from the instance's {want!r}")
+        record = S.get("check")
+        if record is not None and not (isinstance(record, dict) and isinstance(record.get("ok"), bool)
+                                       and isinstance(record.get("violations", []), list)):
+            v.append("solution.json check is not the checker's verdict (ok, violations)")
+        elif record is not None and record["ok"] == bool(record.get("violations")):
+            v.append("solution.json check says ok while listing violations, or failed without one")
+
     # -- APL, recomputed by the checker's own 2SFCA ---------------------------------------
     def check_apl(self) -> None:
         S, v, R, p = self.S, self.v, self.R, self.p
@@ -858,6 +878,11 @@ class _Checker:
                 share = (part.get("share_under") or {}).get(t_text, (part.get("share_under") or {}).get(t))
                 if share is not None and total > 0 and not (_is_number(share) and _close(share * total, got)):
                     v.append(f"solution.json apl.{when}.share_under[{t_text}] disagrees with its 'under'")
+            shares = part.get("share_under")
+            if not isinstance(shares, dict) or sorted(map(str, shares)) != sorted(map(str, part["under"])):
+                v.append(f"solution.json apl.{when}.share_under does not list the thresholds of its 'under'")
+            if not (_is_number(part.get("population")) and _close(part["population"], total)):
+                v.append(f"solution.json apl.{when}.population {part.get('population')} differs from {total:g}")
             mean = float((apl * pop).sum() / total) if total > 0 else None
             if mean is not None and not (_is_number(part.get("mean")) and _close(part["mean"], mean)):
                 v.append(f"solution.json apl.{when}.mean {part.get('mean')} differs from {mean:.6f} recomputed")
@@ -868,6 +893,12 @@ class _Checker:
             if not (lenient - 1e-6 <= S["objective"] <= under + 1e-6):
                 v.append(f"apl objective {S['objective']} is not the population under {T:g} "
                          f"({lenient:.1f} to {under:.1f} recomputed)")
+
+
+def _one_line(text: str) -> str:
+    """One printable line, whatever a tampered cell held (no newline or escape reaches a terminal)."""
+    text = " ".join(str(text).split())
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def _finite(x) -> float | None:

@@ -79,6 +79,24 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _tiny_loaded_once():
+    """`optisite check` loads the instance on every call (half a second): load tiny once."""
+    import optisite.instance as module
+
+    real, cache = module.load_instance, {}
+
+    def cached(folder, overrides=None):
+        key = (str(Path(folder).resolve()), repr(overrides))
+        if key not in cache:
+            cache[key] = real(folder, overrides)
+        return cache[key]
+    patch = pytest.MonkeyPatch()
+    patch.setattr(module, "load_instance", cached)
+    yield
+    patch.undo()
+
+
 def _edit_json(folder: Path, change: Callable[[dict], object]) -> None:
     path = folder / "solution.json"
     S = json.loads(path.read_text(encoding="utf-8"))
@@ -401,3 +419,110 @@ def test_zz_report(request):
         with capture.global_and_fixture_disabled():
             print("\n" + line)
     assert STATS["tracebacks"] == 0
+
+
+# ---------------------------------------------------------------------------------
+# random corruptions (hypothesis, in the style of test_fuzz_loader)
+# ---------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from test_fuzz_loader import OPS, apply_op, serialise  # noqa: E402
+
+FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.function_scoped_fixture])
+FUZZ_STATS: Counter = Counter()
+JSON_VALUES = st.one_of(
+    st.sampled_from([None, "x", "", [], {}, -1, 0, 1e308, -1e308, True, False, [1, 2], {"a": 1}, "optimal",
+                     "nan", "reach", float("nan"), float("inf")]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-10**6, 10**6),
+    st.text(max_size=8),
+)
+
+
+def _paths(obj, prefix=(), depth=0):
+    """Every key path of a JSON document, up to four levels deep."""
+    out = [prefix] if prefix else []
+    if depth < 4 and isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, prefix + (k,), depth + 1)
+    elif depth < 4 and isinstance(obj, list):
+        for i, v in enumerate(obj[:3]):
+            out += _paths(v, prefix + (i,), depth + 1)
+    return out
+
+
+def corrupt_json(text: str, data) -> bytes:
+    S = json.loads(text)
+    kind = data.draw(st.sampled_from(["set", "set", "set", "delete", "root", "cut", "bytes"]))
+    if kind in ("set", "delete"):
+        path = data.draw(st.sampled_from(_paths(S)))
+        parent = S
+        for p in path[:-1]:
+            parent = parent[p]
+        if kind == "set":
+            parent[path[-1]] = data.draw(JSON_VALUES)
+        elif isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent.pop(path[-1])
+    elif kind == "root":
+        S = data.draw(JSON_VALUES)
+    raw = json.dumps(S, indent=1).encode("utf-8")
+    if kind == "cut":
+        raw = raw[: data.draw(st.integers(0, len(raw)))]
+    elif kind == "bytes":
+        raw = data.draw(st.binary(max_size=80))
+    return raw
+
+
+@settings(FUZZ, max_examples=100)
+@given(data=st.data(), plan=st.sampled_from(["coverage", "staffing", "apl", "staffing-declared", "lscp"]),
+       target=st.sampled_from(["solution.json", "solution.json", "zones.csv", "sites.csv", "schedule.csv",
+                               "practices.csv", "assignment.csv"]))
+def test_fuzzed_folders_exit_cleanly(folders, tmp_path_factory, data, plan, target):
+    """A randomly corrupted folder: `optisite check` exits 0, 2 or 4, one line, never a traceback."""
+    folder = tmp_path_factory.mktemp("fuzz") / "plan"
+    shutil.copytree(folders[plan], folder)
+    path = folder / target
+    if target == "solution.json":
+        raw = corrupt_json(path.read_text(encoding="utf-8"), data)
+    else:
+        import csv
+        import io
+
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+        for op in data.draw(st.lists(st.sampled_from(OPS), min_size=1, max_size=2)):
+            rows = apply_op(rows, op, data)
+        raw = serialise(rows, data) if data.draw(st.integers(0, 3)) == 0 else \
+            ("\n".join(",".join(r) for r in rows) + "\n").encode("utf-8")
+    path.write_bytes(raw)
+    result = run_check(folder)
+    FUZZ_STATS["tried"] += 1
+    FUZZ_STATS[f"exit {result.exit_code}"] += 1
+    trace = "Traceback" in result.output or (result.exception is not None
+                                             and not isinstance(result.exception, SystemExit))
+    FUZZ_STATS["tracebacks"] += trace
+    assert not trace, (result.output, repr(result.exception))
+    assert result.exit_code in (0, 2, 4), result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("ok: " if result.exit_code == 0 else "error: "), result.output
+    assert lines[0].isprintable(), repr(lines[0])
+
+
+def test_zz_fuzz_report(request):
+    """Print the fuzz counts (tried, exits, tracebacks)."""
+    if not FUZZ_STATS["tried"]:
+        pytest.skip("the fuzz test did not run in this session")
+    line = (f"checker fuzz: tried {FUZZ_STATS['tried']}, tracebacks {FUZZ_STATS['tracebacks']}; "
+            + ", ".join(f"{k} {v}" for k, v in sorted(FUZZ_STATS.items()) if k.startswith("exit")))
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            print("\n" + line)
+    assert FUZZ_STATS["tracebacks"] == 0
+    assert FUZZ_STATS["exit 2"] > 0 and FUZZ_STATS["exit 4"] > 0
