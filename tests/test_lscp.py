@@ -170,8 +170,12 @@ def test_checker_refuses_a_plan_that_does_not_cover_everyone(tmp_path):
     s["cost_total"] = float(sites["cost_total"].sum())
     s["objective"] = s["cost_total"]
     (bad / "solution.json").write_text(json.dumps(s))
-    with pytest.raises(CheckError, match="not a full cover|covered_after"):
+    with pytest.raises(CheckError):
         check_folder(bad, inst)
+    from optisite.solution import read_solution
+
+    report = check_solution(inst, read_solution(bad))
+    assert any("full coverage" in v for v in report.violations), report.violations
     check_folder(out, inst)  # the untouched folder passes
 
 
