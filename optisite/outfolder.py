@@ -273,7 +273,7 @@ def _check_writable(out: Path, force: bool, reads, kind: str, files) -> list[str
     for r in reads:
         how = _relation(real, _real(Path(r)))
         if how is not None:
-            raise OutputPathError(f"--out '{shown}' {how} '{r}', which this run reads; "
+            raise OutputPathError(f"--out '{shown}' {how} the folder '{r}' that this run reads; "
                                   "choose an --out outside it")
     if os.path.islink(out) and not os.path.exists(out):
         raise OutputPathError(f"--out '{shown}' is a symbolic link to nothing; remove it or choose another --out")
@@ -557,7 +557,7 @@ def _check_file_writable(path: Path, force: bool, reads) -> Path:
     for r in reads:
         rr = _real(Path(r))
         if real == rr or rr in real.parents:
-            raise OutputPathError(f"--out '{path}' {'is' if real == rr else 'lies inside'} '{r}', which this "
+            raise OutputPathError(f"--out '{path}' {'is' if real == rr else 'lies inside'} '{r}' that this "
                                   "run reads; choose an --out outside it")
     if real.is_dir():
         raise OutputExistsError(f"--out '{path}' is a folder; give a file path")

@@ -58,7 +58,7 @@ def test_out_overlapping_the_instance_is_refused(tiny_copy, tmp_path, no_solve, 
     for extra in ((), ("--force",)):
         r = solve(tiny_copy, out, *extra)
         assert r.exit_code == 2
-        assert "which this run reads" in one_error_line(r)
+        assert "that this run reads" in one_error_line(r)
     assert snapshot(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
 
