@@ -350,7 +350,7 @@ def solve(instance, out, force, quiet, verbose, **kw):
     say = display.say
     sol = run_solve(inst, options, progress=say, watch=display.watch)
     with signals_deferred():  # a Ctrl-C from here on stops the run once the plan is written
-        say("writing the tables and report.html")
+        say("writing report.html and the tables")
         sol.write(out, force=force)
     S = sol.summary
     def num(v, fmt=",.1f"):
