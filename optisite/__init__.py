@@ -17,11 +17,27 @@ The Python API, what the CLI calls (see ``docs/api.md`` and ``docs/example.py``)
 __version__ = "0.1.0"
 
 from .errors import CheckError, InfeasibleError, InputError, OptisiteError  # noqa: E402
-from .instance import Instance, instance_from_frames, load_instance  # noqa: E402
-from .parameters import Parameters  # noqa: E402
-from .pipeline import build, solve  # noqa: E402
-from .solution import Solution, read_solution  # noqa: E402
-from .solver import SolveOptions  # noqa: E402
+
+# The rest loads on first use (PEP 562), so that ``import optisite`` and the start of the
+# command line stay light (pandas, Pyomo and HiGHS load only when needed).
+_LAZY = {
+    "Instance": ("instance", "Instance"), "instance_from_frames": ("instance", "instance_from_frames"),
+    "load_instance": ("instance", "load_instance"), "Parameters": ("parameters", "Parameters"),
+    "build": ("pipeline", "build"), "solve": ("pipeline", "solve"),
+    "Solution": ("solution", "Solution"), "read_solution": ("solution", "read_solution"),
+    "SolveOptions": ("solver", "SolveOptions"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        module, attr = _LAZY[name]
+        value = getattr(import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'optisite' has no attribute '{name}'")
 
 
 def models() -> dict[str, str]:
@@ -31,24 +47,25 @@ def models() -> dict[str, str]:
     return {n: get(n).title for n in names()}
 
 
-def check(solution, instance: Instance):
+def check(solution, instance):
     """Check a :class:`Solution` or a written solution folder against ``instance`` with the
     independent checker; returns its report (a folder with a violation raises CheckError)."""
     from .checker import check_folder, check_solution
+    from .solution import Solution
 
     if isinstance(solution, Solution):
         return check_solution(instance, solution)
     return check_folder(solution, instance)
 
 
-def render_report(instance: Instance, solution: Solution) -> str:
+def render_report(instance, solution) -> str:
     """``report.html`` of a solution, as one self-contained HTML string."""
     from .report import render_report as render
 
     return render(instance, solution)
 
 
-def run_frontier(instance, budgets, options: SolveOptions, **kwargs):
+def run_frontier(instance, budgets, options, **kwargs):
     """Solve ``instance`` at each budget (a table: one row per budget, see ``frontier.py``)."""
     from .frontier import run_frontier as run
 
