@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .parameters import KINDS, Parameters
+from .parameters import KINDS, MAX_COST, MAX_FTE, MAX_MINUTES, Parameters
 from .tables import RawTable, read_table, resolve_inside
 from .travel import TravelTimes
 
@@ -39,9 +39,7 @@ SITE_OVERRIDES = ["fixed_cost", "cost_per_day", "cost_per_fte", "min_days", "max
 MAX_POPULATION = 1e9  # inhabitants of one zone
 MAX_WEIGHT = 1e6  # priority weight
 MAX_DEMAND = 1e11  # consultations per year in one zone
-MAX_FTE = 1e5  # physicians of one practice or site
-MAX_COST = 1e12  # EUR
-MAX_MINUTES = 1e6  # minutes
+# MAX_FTE, MAX_COST and MAX_MINUTES come from parameters.py (the same bounds for parameters).
 SITE_MAXIMA = {
     "fixed_cost": (MAX_COST, "a cost in EUR/year"),
     "cost_per_day": (MAX_COST, "a cost in EUR per physician-day"),
