@@ -329,12 +329,12 @@ def _coerce(f: dataclasses.Field, raw: Any, file: str, column: str | None = None
     if meta.get("minimum") is not None and value < meta["minimum"]:
         why = " (it divides)" if meta["minimum"] > 0 and value >= 0 and f.name in DIVISORS else ""
         raise InputError(
-            f"{value:g} is below the minimum {meta['minimum']:g} {meta['unit']}{why}",
+            f"{value:g} is below the minimum {_num(meta['minimum'])} {meta['unit']}{why}",
             file=file, column=column, fix=f"give a value from {accepted(f)}",
         )
     if meta.get("maximum") is not None and value > meta["maximum"]:
         raise InputError(
-            f"{value:g} is above the maximum {meta['maximum']:g} {meta['unit']}",
+            f"{value:g} is above the maximum {_num(meta['maximum'])} {meta['unit']}",
             file=file, column=column,
             fix=f"give a value from {accepted(f)} (check the unit: {meta['unit']})",
         )
