@@ -22,8 +22,7 @@ KINDS = ("cabinet_secondaire", "centre_de_sante")
 # scaling (a cost of 1e308 EUR reaches HiGHS as infinity).
 MAX_COST = 1e12  # EUR: above the whole French health budget
 MAX_FTE = 1e5  # physicians of one practice or site
-MAX_MINUTES = 1e6  # minutes of one travel-table row
-MAX_CUTOFF_MINUTES = 1440.0  # a day: no access cutoff or commute is longer
+MAX_MINUTES = 1e6  # minutes of one travel-table row, and of any cutoff compared with them
 
 
 def _p(default, unit: str, source: str, minimum: float | None = 0.0, choices=None,
@@ -49,7 +48,7 @@ class Parameters:
         20.0, "min",
         "DREES APL: the distance decay reaches 0 at 20 minutes by car "
         "(Barlet et al., DREES Études et Résultats 2012; DREES 2023 method note)",
-        maximum=MAX_CUTOFF_MINUTES,
+        maximum=MAX_MINUTES,
     )
     # --- demand ---------------------------------------------------------
     consultations_per_inhabitant: float = _p(
@@ -92,7 +91,7 @@ class Parameters:
         60.0, "min",
         "Cour des comptes 2024: main and secondary sites are typically less than one hour "
         "apart (its examples: 21 to 53 minutes)",
-        maximum=MAX_CUTOFF_MINUTES,
+        maximum=MAX_MINUTES,
     )
     # --- cabinets secondaires ----------------------------------------------
     cabinet_min_days: float = _p(
@@ -296,8 +295,11 @@ def _coerce(f: dataclasses.Field, raw: Any, file: str, column: str | None = None
     meta = f.metadata
     column = column or f.name
     if isinstance(raw, (dict, list, tuple)):
-        raise InputError(f"a {'table' if isinstance(raw, dict) else 'list'} is not a value of {f.name}",
-                         file=file, column=column, fix=f"give one value: {accepted(f)}")
+        kind = "table" if isinstance(raw, dict) else "list"
+        expected = "true or false" if f.type in ("bool", bool) else "a text" if f.type in ("str", str) \
+            else "a number"
+        raise InputError(f"a {kind} is not {expected}", file=file, column=column,
+                         fix=f"give one value: {accepted(f)}")
     if f.type in ("bool", bool):
         if isinstance(raw, bool):
             return raw

@@ -107,7 +107,8 @@ def scenario_from_dict(data: Mapping[str, Any], *, file: str = "scenario") -> Sc
                          fix="write name, description, [parameters] and [options]")
     for key in data:
         if key not in TOP_KEYS:
-            raise InputError(f"unknown key '{key}'", file=file, column=str(key), fix=_fix_top_key(str(key)))
+            raise InputError(f"unknown key '{_short(key)}'", file=file, column=_short(key),
+                             fix=_fix_top_key(str(key)))
     name = data.get("name")
     if name is not None and (not isinstance(name, str) or not name.strip() or not name.isprintable()):
         raise InputError("name must be a non-empty text on one line", file=file, column="name",
@@ -135,6 +136,12 @@ def scenario_from_dict(data: Mapping[str, Any], *, file: str = "scenario") -> Sc
         checked["model"] = top
     return Scenario(file=file, name=name, description=description, parameters=checked_params,
                     options=checked)
+
+
+def _short(key: Any, limit: int = 60) -> str:
+    """A key as messages show it: text, at most ``limit`` characters."""
+    text = str(key)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _did_you_mean(key: str, names) -> str | None:
@@ -171,7 +178,7 @@ def check_parameters(values: Mapping[str, Any], *, file: str, prefix: str = "") 
     """
     out: dict[str, Any] = {}
     for key, raw in values.items():
-        key = str(key)
+        key = _short(key)
         if key in OPTION_DEFAULTS:
             raise InputError(f"'{key}' is a solve option, not a parameter", file=file, column=f"{prefix}{key}",
                              fix=f"write it under [options] (or give {OPTION_FLAGS[key]} on the command line)")
@@ -188,7 +195,7 @@ def check_options(values: Mapping[str, Any], *, file: str, prefix: str = "",
     """
     out: dict[str, Any] = {}
     for key, raw in values.items():
-        key = str(key)
+        key = _short(key)
         col = OPTION_FLAGS.get(key, key) if flags else f"{prefix}{key}"
         if key not in OPTION_DEFAULTS:
             if key in Parameters.names():
@@ -211,7 +218,7 @@ def _number(raw: Any, *, file: str, column: str, what: str, example: str) -> flo
                          fix=f"write {what} as a number without quotes, e.g. {example}")
     value = float(raw) if abs(raw) < 1e308 or isinstance(raw, float) else math.inf
     if not math.isfinite(value):
-        raise InputError(f"{raw!r} is not a finite number", file=file, column=column,
+        raise InputError(f"{str(raw)[:40]} is not a finite number", file=file, column=column,
                          fix=f"write {what}, e.g. {example}")
     return value
 
@@ -250,7 +257,7 @@ def _check_option(key: str, raw: Any, *, file: str, column: str) -> Any:
                 raise InputError(f"{shown} is not a whole number", file=file, column=column,
                                  fix=f"write {what} as a whole number without quotes, from {lo} to {hi:,}")
         if not lo <= raw <= hi:
-            raise InputError(f"{raw} is out of range", file=file, column=column,
+            raise InputError(f"{str(raw)[:40]} is out of range", file=file, column=column,
                              fix=f"write {what} from {lo} to {hi:,}")
         return int(raw)
     # open / close: site ids
@@ -269,7 +276,7 @@ def _check_option(key: str, raw: Any, *, file: str, column: str) -> Any:
     seen = set()
     for sid in ids:
         if sid in seen:
-            raise InputError(f"site '{sid}' is listed twice", file=file, column=column, fix="name each site once")
+            raise InputError(f"site '{sid[:60]}' is listed twice", file=file, column=column, fix="name each site once")
         seen.add(sid)
     return tuple(ids)
 

@@ -41,7 +41,7 @@ def one_error_line(result) -> str:
     ("days_per_fte", "1e308", "above the maximum 7"),  # was a message about a missing column
     ("working_weeks", "0", "below the minimum 1"),
     ("speed_kmh", "0", "below the minimum 1"),
-    ("coverage_minutes", "1e9", "above the maximum 1,440"),
+    ("coverage_minutes", "1e9", "above the maximum 1,000,000"),
     ("budget", "1e300", "above the maximum"),
 ])
 def test_probe_values_are_refused_naming_the_parameter(tmp_path, tiny_copy, capfd, name, value, contains):
