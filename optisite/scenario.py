@@ -79,6 +79,8 @@ def read_scenario(path: str | Path) -> Scenario:
     """Read and check a scenario file; every mistake is one line naming the file and the key."""
     path = Path(path)
     label = str(path)
+    if path.exists() and not path.is_file():  # a folder, or a pipe that would block the read
+        raise InputError("not a regular file", file=label, fix="give the path of a TOML file")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

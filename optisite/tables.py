@@ -237,6 +237,7 @@ def _long_cell(text: str, label: str, line: int, sep: str) -> InputError:
 def _read_csv_fast(text: str, sep: str) -> pd.DataFrame | None:
     """A regular CSV (one record per line, header on line 1) as text cells, else None."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     header = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=sep))
@@ -259,13 +260,14 @@ def _read_csv_fast(text: str, sep: str) -> pd.DataFrame | None:
     lines = terminators + (0 if text.endswith(("\n", "\r")) else 1)
     if table.num_rows != lines - 1:  # a blank line was skipped: let the careful reader count
         return None
+    if table.num_rows and any((pc.max(pc.utf8_length(table.column(n))).as_py() or 0) > MAX_CELL_CHARS
+                              for n in names):
+        return None  # the careful reader refuses the long cell and names its line
     frame = pd.DataFrame({n: pd.Series(table.column(n).to_numpy(zero_copy_only=False).astype(object),
                                        dtype=object) for n in names})
     blank = np.logical_and.reduce([(frame[n].str.strip() == "").to_numpy() for n in names])
     if blank.any():  # a line of separators only: the careful reader skips it
         return None
-    if any(frame[n].str.len().max() > MAX_CELL_CHARS for n in names if len(frame)):
-        return None  # the careful reader refuses the long cell and names its line
     return frame
 
 

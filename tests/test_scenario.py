@@ -3,6 +3,7 @@ line with exit 2, the documented keys are the accepted ones, and scenario < comm
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -115,6 +116,16 @@ def test_invalid_toml_and_unreadable_file(tmp_path):
     path.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InputError, match=r"not UTF-8"):
         read_scenario(path)
+
+
+def test_scenario_that_is_no_regular_file(tmp_path):
+    with pytest.raises(InputError, match="not a regular file"):
+        read_scenario(tmp_path)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.toml")
+        with pytest.raises(InputError, match="not a regular file"):  # and does not block
+            read_scenario(tmp_path / "pipe.toml")
+        assert_cli_refuses(cli_solve("--scenario", str(tmp_path / "pipe.toml"), "--out", str(tmp_path / "o")))
 
 
 @pytest.mark.parametrize("text, key, contains", [
