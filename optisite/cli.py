@@ -215,7 +215,7 @@ SOLVE_OPTIONS = [
     click.option("--open", "force_open", multiple=True, metavar="SITE_ID", help="Force a site open (repeatable)."),
     click.option("--close", "force_closed", multiple=True, metavar="SITE_ID", help="Force a site closed (repeatable)."),
     click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                 help="TOML file with [parameters] and [options] overriding the instance's."),
+                 help="TOML file with [parameters] and [options] overriding the instance's (format: models/scenarios.md)."),
     click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override any parameter (repeatable)."),
 ]
 

@@ -30,16 +30,9 @@ from .parameters import Parameters
 
 TOP_KEYS = ("name", "description", "model", "parameters", "options")
 
-# Every [options] key: its default, what it accepts, and the command-line option it mirrors.
-OPTION_DEFAULTS: dict[str, Any] = {
-    "model": "staffing",
-    "time_limit": 600.0,
-    "gap": 1e-4,
-    "threads": None,
-    "seed": 0,
-    "open": (),
-    "close": (),
-}
+# Every [options] key, in the order the documentation lists them, and the command-line
+# option it mirrors; their defaults are SolveOptions' own (see option_defaults).
+OPTION_KEYS = ("model", "time_limit", "gap", "threads", "seed", "open", "close")
 OPTION_FLAGS = {"model": "--model", "time_limit": "--time-limit", "gap": "--gap", "threads": "--threads",
                 "seed": "--seed", "open": "--open", "close": "--close"}
 TIME_LIMIT_RANGE = (0.1, 1e7)  # seconds: at least what a model build needs, at most about 115 days
@@ -49,10 +42,23 @@ SEED_RANGE = (0, 2_147_483_647)  # HiGHS random_seed
 
 
 def models() -> tuple[str, ...]:
-    """The model names a scenario or the command line may ask for (one list, the solver's)."""
-    from .solver import MODELS
+    """The model names a scenario may ask for: the same list as ``optisite solve --model``."""
+    try:  # the model registry, where there is one
+        from .models import names
+    except ImportError:
+        from .solver import MODELS
 
-    return tuple(MODELS)
+        return tuple(MODELS)
+    return tuple(names())
+
+
+def option_defaults() -> dict[str, Any]:
+    """Each [options] key's default: the solver's (``SolveOptions``), read, never copied."""
+    from .solver import SolveOptions
+
+    d = SolveOptions()
+    return {"model": d.model, "time_limit": d.time_limit, "gap": d.gap, "threads": d.threads, "seed": d.seed,
+            "open": tuple(d.force_open), "close": tuple(d.force_closed)}
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ def _did_you_mean(key: str, names) -> str | None:
 
 
 def _fix_top_key(key: str) -> str:
-    option = _did_you_mean(key, OPTION_DEFAULTS)
+    option = _did_you_mean(key, OPTION_KEYS)
     if option:
         return f"did you mean '{option}'? Write it under [options]: [options] {option} = ..."
     param = _did_you_mean(key, Parameters.names())
@@ -181,7 +187,7 @@ def check_parameters(values: Mapping[str, Any], *, file: str, prefix: str = "") 
     out: dict[str, Any] = {}
     for key, raw in values.items():
         key = _short(key)
-        if key in OPTION_DEFAULTS:
+        if key in OPTION_KEYS:
             raise InputError(f"'{key}' is a solve option, not a parameter", file=file, column=f"{prefix}{key}",
                              fix=f"write it under [options] (or give {OPTION_FLAGS[key]} on the command line)")
         Parameters.check_value(key, raw, file=file, column=f"{prefix}{key}")
@@ -199,12 +205,12 @@ def check_options(values: Mapping[str, Any], *, file: str, prefix: str = "",
     for key, raw in values.items():
         key = _short(key)
         col = OPTION_FLAGS.get(key, key) if flags else f"{prefix}{key}"
-        if key not in OPTION_DEFAULTS:
+        if key not in OPTION_KEYS:
             if key in Parameters.names():
                 raise InputError(f"'{key}' is a parameter, not a solve option", file=file, column=col,
                                  fix=f"write it under [parameters] (or --set {key}=VALUE on the command line)")
-            guess = _did_you_mean(key, OPTION_DEFAULTS)
-            known = ", ".join(OPTION_DEFAULTS)
+            guess = _did_you_mean(key, OPTION_KEYS)
+            known = ", ".join(OPTION_KEYS)
             raise InputError(f"unknown option '{key}'", file=file, column=col,
                              fix=(f"did you mean '{guess}'? " if guess else "") + f"[options] accepts {known}")
         if raw is None:
@@ -299,7 +305,7 @@ def parse_sets(values: tuple[str, ...] | list[str]) -> dict[str, str]:
         if not k:
             raise InputError(f"--set '{item[:60]}' has no name before '='", column="--set",
                              fix="write for example --set cabinet_fixed_cost=20000")
-        if k in OPTION_DEFAULTS:
+        if k in OPTION_KEYS:
             raise InputError(f"'{k}' is a solve option, not a parameter", column="--set",
                              fix=f"give {OPTION_FLAGS[k]} instead of --set {k}=...")
         if k in out and out[k] != v.strip():
@@ -328,13 +334,13 @@ def apply(instance, scenario: Scenario | None = None, overrides: Mapping[str, An
     scenario = scenario or Scenario()
     given = {k: v for k, v in (overrides or {}).items() if v is not None and not (
         k in ("open", "close") and isinstance(v, (list, tuple)) and len(v) == 0)}
-    cli_options = check_options({k: v for k, v in given.items() if k in OPTION_DEFAULTS}, file=file, flags=True)
-    cli_params = {k: v for k, v in given.items() if k not in OPTION_DEFAULTS}
+    cli_options = check_options({k: v for k, v in given.items() if k in OPTION_KEYS}, file=file, flags=True)
+    cli_params = {k: v for k, v in given.items() if k not in OPTION_KEYS}
 
     inst = instance.with_parameters(dict(scenario.parameters), file=scenario.file)
     inst = inst.with_parameters(cli_params, file=file)
 
-    merged = {**OPTION_DEFAULTS, **scenario.options, **cli_options}
+    merged = {**option_defaults(), **scenario.options, **cli_options}
     for key in ("open", "close"):
         where = file if key in cli_options else scenario.file
         column = OPTION_FLAGS[key] if key in cli_options else f"options.{key}"
@@ -359,4 +365,4 @@ def apply(instance, scenario: Scenario | None = None, overrides: Mapping[str, An
 
 def documented_keys() -> dict[str, tuple[str, ...]]:
     """The keys a scenario accepts, by table (what ``models/scenarios.md`` must list)."""
-    return {"top": TOP_KEYS, "options": tuple(OPTION_DEFAULTS), "parameters": tuple(Parameters.names())}
+    return {"top": TOP_KEYS, "options": OPTION_KEYS, "parameters": tuple(Parameters.names())}

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import optisite.solver
 from optisite.cli import main
 from optisite.errors import InputError
 from optisite.instance import load_instance
 from optisite.parameters import Parameters
-from optisite.scenario import (OPTION_DEFAULTS, Scenario, apply, documented_keys, parse_scenario,
-                               parse_sets, read_scenario)
+from optisite.scenario import (OPTION_KEYS, Scenario, apply, documented_keys, models, option_defaults,
+                               parse_scenario, parse_sets, read_scenario)
 from optisite.solver import SolveOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,18 +182,27 @@ def test_option_defaults_are_the_solver_defaults():
     defaults = SolveOptions()
     for key, field in {"model": "model", "time_limit": "time_limit", "gap": "gap", "threads": "threads",
                        "seed": "seed", "open": "force_open", "close": "force_closed"}.items():
-        assert OPTION_DEFAULTS[key] == getattr(defaults, field), key
+        assert option_defaults()[key] == getattr(defaults, field), key
+    assert tuple(option_defaults()) == OPTION_KEYS
 
 
 def test_options_and_parameters_do_not_share_a_name():
-    assert not set(OPTION_DEFAULTS) & set(Parameters.names())
+    assert not set(OPTION_KEYS) & set(Parameters.names())
 
 
-def test_model_names_come_from_the_solver(monkeypatch, tiny):
+def test_model_names_are_those_of_the_command_line(tiny):
+    """One list of models: a scenario accepts exactly what `optisite solve --model` accepts."""
+    import click
+
+    from optisite.cli import solve as solve_command
+
+    choice = next(p.type for p in solve_command.params if p.name == "model")
+    assert isinstance(choice, click.Choice)
+    assert set(models()) == set(choice.choices)
+    for name in choice.choices:
+        assert apply(tiny, parse_scenario(f'[options]\nmodel = "{name}"\n'))[1].model == name
     with pytest.raises(InputError, match="unknown model 'future'"):
         parse_scenario('[options]\nmodel = "future"\n')
-    monkeypatch.setattr(optisite.solver, "MODELS", (*optisite.solver.MODELS, "future"))
-    assert parse_scenario('[options]\nmodel = "future"\n').options["model"] == "future"
 
 
 def test_command_line_over_scenario(tiny):
@@ -285,4 +293,18 @@ def test_documented_example_is_valid(tmp_path):
     example = re.search(r"## Example\n\n```toml\n(.*?)```", text, flags=re.S).group(1)
     sc = parse_scenario(example, file="example")
     assert isinstance(sc, Scenario) and sc.options["time_limit"] == 120
-    assert set(sc.options) == set(OPTION_DEFAULTS)  # the example shows every option
+    assert set(sc.options) == set(OPTION_KEYS)  # the example shows every option
+
+
+def test_documented_option_defaults_are_the_solver_defaults():
+    cells = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^\| `\[options\] ([a-z_]+)` \|(.*)\|\s*$", line)
+        if m:
+            cells[m.group(1)] = [c.strip() for c in m.group(2).split("|")]
+    defaults = option_defaults()
+    for key in ("time_limit", "gap", "seed"):
+        assert float(cells[key][2].replace(",", "")) == defaults[key], key
+    assert cells["model"][2] == f"`{defaults['model']}`"
+    assert defaults["threads"] is None and "HiGHS" in cells["threads"][2]
+    assert defaults["open"] == defaults["close"] == () and cells["open"][2] == cells["close"][2] == "none"
