@@ -24,6 +24,11 @@ MAX_COST = 1e12  # EUR: above the whole French health budget
 MAX_FTE = 1e5  # physicians of one practice or site
 MAX_MINUTES = 1e6  # minutes of one travel-table row, and of any cutoff compared with them
 
+# Parameters that divide somewhere: zero would be a division by zero, not a scenario.
+DIVISORS = {"consultations_per_inhabitant", "consultations_per_day_liberal",
+            "consultations_per_day_salaried", "working_weeks", "days_per_fte", "speed_kmh",
+            "detour_factor"}
+
 
 def _p(default, unit: str, source: str, minimum: float | None = 0.0, choices=None,
        maximum: float | None = None):
@@ -341,12 +346,6 @@ def _coerce(f: dataclasses.Field, raw: Any, file: str, column: str | None = None
             fix=f"give a value from {accepted(f)} (check the unit: {meta['unit']})",
         )
     return value
-
-
-# Parameters that divide somewhere: zero would be a division by zero, not a scenario.
-DIVISORS = {"consultations_per_inhabitant", "consultations_per_day_liberal",
-            "consultations_per_day_salaried", "working_weeks", "days_per_fte", "speed_kmh",
-            "detour_factor"}
 
 
 DEFAULTS = Parameters()
