@@ -471,7 +471,7 @@ class _Columns:
                 pos = int(np.flatnonzero(has_dot.to_numpy())[0])
                 value = text.iloc[pos][:40]
                 self._fail(f"'{value}' is ambiguous in a ';' file: {value.replace('.', '')} with a French "
-                           f"thousands separator, or {value} with a decimal point", pos, col,
+                           f"thousands separator, or {float(value):g} with a decimal point", pos, col,
                            f"write {value.replace('.', '')} (no thousands separator) or "
                            f"{value.replace('.', ',')} (decimal comma)")
         return cleaned.str.replace(",", ".", regex=False)
