@@ -241,38 +241,6 @@ def _progress(quiet: bool):
     return _Display(quiet).say
 
 
-def _scenario(path: Path | None) -> dict:
-    """A scenario file: TOML with [parameters] and [options] (time_limit, gap, open, close, ...)."""
-    if path is None:
-        return {}
-    import tomllib
-
-    from .errors import InputError
-
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid TOML ({exc})", file=str(path)) from None
-    unknown = set(data) - {"name", "description", "model", "parameters", "options"}
-    if unknown:
-        raise InputError(f"unknown key '{sorted(unknown)[0]}'", file=str(path),
-                         fix="use name, description, model, [parameters] and [options]")
-    return data
-
-
-def _parse_sets(values: tuple[str, ...]) -> dict:
-    from .errors import InputError
-
-    out = {}
-    for item in values:
-        if "=" not in item:
-            raise InputError(f"--set '{item}' is not NAME=VALUE", column="--set",
-                             fix="write for example --set cabinet_fixed_cost=20000")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
 SOLVE_OPTIONS = [
     click.option("--model", type=click.Choice(model_names()), default=None,
                  help="Model to solve (default: staffing, or the scenario's): "
@@ -291,7 +259,7 @@ SOLVE_OPTIONS = [
     click.option("--open", "force_open", multiple=True, metavar="SITE_ID", help="Force a site open (repeatable)."),
     click.option("--close", "force_closed", multiple=True, metavar="SITE_ID", help="Force a site closed (repeatable)."),
     click.option("--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                 help="TOML file with [parameters] and [options] overriding the instance's."),
+                 help="TOML file with [parameters] and [options] overriding the instance's (format: models/scenarios.md)."),
     click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override any parameter (repeatable)."),
 ]
 
@@ -304,28 +272,22 @@ def solve_options(f):
 
 def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_limit, gap, threads, seed,
              force_open, force_closed, scenario, sets, verbose=False):
-    """Instance with overrides applied, and SolveOptions: scenario file < command line."""
+    """Instance with overrides applied, and SolveOptions: scenario file < command line
+    (the layering lives in :mod:`optisite.scenario`, for notebooks too)."""
+    from .errors import InputError
     from .instance import load_instance
-    from .solver import SolveOptions
+    from .scenario import apply, parse_sets, read_scenario
 
-    sc = _scenario(scenario)
-    inst = load_instance(instance_dir)
-    inst = inst.with_parameters(sc.get("parameters", {}), file=str(scenario) if scenario else "scenario")
-    cli = {"budget": budget, "coverage_minutes": coverage_minutes, "apl_threshold": apl_threshold,
-           **_parse_sets(sets)}
-    inst = inst.with_parameters({k: v for k, v in cli.items() if v is not None}, file="command line")
-    o = sc.get("options", {})
-    options = SolveOptions(
-        model=model or sc.get("model", "staffing"),
-        time_limit=time_limit if time_limit is not None else o.get("time_limit", DEFAULT_TIME_LIMIT),
-        gap=gap if gap is not None else o.get("gap", 1e-4),
-        threads=threads if threads is not None else o.get("threads"),
-        seed=seed if seed is not None else o.get("seed", 0),
-        force_open=tuple(force_open) or tuple(o.get("open", ())),
-        force_closed=tuple(force_closed) or tuple(o.get("close", ())),
-        verbose=verbose,
-    )
-    return inst, options
+    sc = read_scenario(scenario) if scenario is not None else None  # its mistakes before the load
+    sets = parse_sets(sets)
+    named = {"budget": budget, "coverage_minutes": coverage_minutes, "apl_threshold": apl_threshold}
+    for key, value in named.items():
+        if value is not None and key in sets:
+            raise InputError(f"--{key.replace('_', '-')} and --set {key} are both given", column="--set",
+                             fix="give the value once")
+    overrides = {"model": model, "time_limit": time_limit, "gap": gap, "threads": threads, "seed": seed,
+                 "open": tuple(force_open), "close": tuple(force_closed), **named, **sets}
+    return apply(load_instance(instance_dir), sc, overrides, verbose=verbose)
 
 
 @main.command()

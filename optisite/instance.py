@@ -10,6 +10,7 @@ immutable: ``with_parameters`` returns a new one.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import tomllib
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .parameters import KINDS, Parameters
+from .parameters import KINDS, MAX_COST, MAX_FTE, MAX_MINUTES, Parameters
 from .tables import RawTable, read_table, resolve_inside
 from .travel import TravelTimes
 
@@ -39,9 +40,7 @@ SITE_OVERRIDES = ["fixed_cost", "cost_per_day", "cost_per_fte", "min_days", "max
 MAX_POPULATION = 1e9  # inhabitants of one zone
 MAX_WEIGHT = 1e6  # priority weight
 MAX_DEMAND = 1e11  # consultations per year in one zone
-MAX_FTE = 1e5  # physicians of one practice or site
-MAX_COST = 1e12  # EUR
-MAX_MINUTES = 1e6  # minutes
+# MAX_FTE, MAX_COST and MAX_MINUTES come from parameters.py (the same bounds for parameters).
 SITE_MAXIMA = {
     "fixed_cost": (MAX_COST, "a cost in EUR/year"),
     "cost_per_day": (MAX_COST, "a cost in EUR per physician-day"),
@@ -295,8 +294,11 @@ def load_instance(folder: str | Path, overrides: Mapping[str, Any] | None = None
     if overrides:
         parameters = parameters.with_overrides(overrides, file="options")
 
-    raw = {key: read_table(resolve_inside(root, tables[key], manifest=MANIFEST, key=f"tables.{key}"), tables[key])
-           for key in TABLE_KEYS if key in tables}
+    raw = {}
+    for key in [k for k in ("zones", "sites", "practices", "travel") if k in tables]:
+        path, layer = _table_entry(tables[key], key)
+        raw[key] = read_table(resolve_inside(root, path, manifest=MANIFEST, key=f"tables.{key}"), path,
+                              layer, manifest=MANIFEST, key=f"tables.{key}")
     crs = _check_crs(manifest.get("crs"))
     supply_source = manifest.get("supply_source", "user" if "practices" in tables else "none")
     if not isinstance(supply_source, str) or supply_source not in SUPPLY_SOURCES:
@@ -323,6 +325,25 @@ def load_instance(folder: str | Path, overrides: Mapping[str, Any] | None = None
     instance.sites  # resolve now so that per-site inconsistencies surface at load time
     instance.practices
     return instance
+
+
+def _table_entry(value: Any, key: str) -> tuple[Any, str | None]:
+    """A [tables] entry: "file" or { path = "file", layer = "name" } (a layer of a GeoPackage)."""
+    if not isinstance(value, dict):
+        return value, None
+    unknown = set(value) - {"path", "layer"}
+    if unknown:
+        name = sorted(map(str, unknown))[0]
+        raise InputError(f"unknown key '{name}'", file=MANIFEST, column=f"tables.{key}.{name}",
+                         fix=f'write {key} = {{ path = "{key}.gpkg", layer = "{key}" }}')
+    if "path" not in value:
+        raise InputError("the table has no path", file=MANIFEST, column=f"tables.{key}",
+                         fix=f'write {key} = {{ path = "{key}.gpkg", layer = "{key}" }}')
+    layer = value.get("layer")
+    if layer is not None and (not isinstance(layer, str) or not layer.strip()):
+        raise InputError("layer must be a non-empty text", file=MANIFEST, column=f"tables.{key}.layer",
+                         fix=f'write layer = "{key}"')
+    return value["path"], layer
 
 
 def instance_from_frames(zones: pd.DataFrame, sites: pd.DataFrame,
@@ -415,7 +436,7 @@ class _Columns:
         text = self.frame[col].astype(str).str.strip()
         cleaned = text.str.replace("\u00a0", "", regex=False).str.replace("\u202f", "", regex=False)
         if self.decimal_comma:
-            cleaned = cleaned.str.replace(",", ".", regex=False)
+            cleaned = self._french_decimals(cleaned, text, col, what)
         values = pd.to_numeric(cleaned.where(cleaned != "", None), errors="coerce").astype(float)
         not_number = values.isna() & (cleaned != "")
         if not_number.any():
@@ -438,6 +459,36 @@ class _Columns:
             self._fail(f"{values.iloc[pos]:g} is above {maximum:g}", pos, col,
                        f"write {what} of at most {maximum:g}")
         return values
+
+    def _french_decimals(self, cleaned: pd.Series, text: pd.Series, col: str, what: str) -> pd.Series:
+        """Numbers of a ';' file as a French spreadsheet writes them, decided per column.
+
+        A column with a decimal comma ("1,5") may group thousands with dots ("1.200,5");
+        a column whose dots cannot be thousands groups ("4.1", "1200.5") writes decimal
+        points; a column whose only dots look like groups ("1.200") could mean 1200 or
+        1.2 and is refused rather than guessed.
+        """
+        has_comma = cleaned.str.contains(",", regex=False)
+        has_dot = cleaned.str.contains(".", regex=False)
+        if has_dot.any():
+            grouped = cleaned.str.fullmatch(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?")
+            if has_comma.any():
+                bad = has_dot & ~grouped
+                if bad.any():
+                    pos = int(np.flatnonzero(bad.to_numpy())[0])
+                    first = int(np.flatnonzero(has_comma.to_numpy())[0])
+                    self._fail(f"'{text.iloc[pos][:40]}' has a '.' that is not a thousands separator, while "
+                               f"row {self.raw.row(first)} writes a decimal comma ('{text.iloc[first][:20]}')",
+                               pos, col, f"write {what} with a decimal comma, e.g. 1200,5")
+                cleaned = cleaned.where(~has_dot, cleaned.str.replace(".", "", regex=False))
+            elif not (has_dot & ~grouped).any():
+                pos = int(np.flatnonzero(has_dot.to_numpy())[0])
+                value = text.iloc[pos][:40]
+                self._fail(f"'{value}' is ambiguous in a ';' file: {value.replace('.', '')} with a French "
+                           f"thousands separator, or {float(value):g} with a decimal point", pos, col,
+                           f"write {value.replace('.', '')} (no thousands separator) or "
+                           f"{value.replace('.', ',')} (decimal comma)")
+        return cleaned.str.replace(",", ".", regex=False)
 
     def foreign(self, col: str, known: pd.Index, table: str) -> pd.Series:
         s = self.text(col)
@@ -571,6 +622,63 @@ def _coordinates(cols: _Columns, crs: str | None, *, required: bool) -> tuple[pd
     return lon, lat
 
 
+# A point given beside polygons farther than this from its zone's polygon is a mistake
+# (lon and lat swapped, another zone's coordinates, a wrong crs), not a generalised boundary:
+# the builder's town-hall repair already treats 1 km off the boundary as an error.
+MAX_POINT_TO_POLYGON_KM = 50.0
+KM_PER_DEGREE = 111.32  # along a meridian, and along the equator
+
+
+def _km_to_geometries(lon: np.ndarray, lat: np.ndarray, geoms: np.ndarray) -> np.ndarray:
+    """Approximate distance in km from each point to its geometry (0 inside), locally equirectangular.
+
+    The distance in degrees bounds the distance in km from above (degrees x 111.32 km), so
+    only the points beyond the limit by that bound are measured with the cosine of their
+    latitude; the error of the local projection is far below the 50 km limit.
+    """
+    import shapely
+
+    km = np.zeros(len(lon))
+    pts = shapely.points(lon, lat)
+    deg = shapely.distance(pts, geoms)
+    far = np.flatnonzero(np.nan_to_num(deg, nan=0.0) * KM_PER_DEGREE > MAX_POINT_TO_POLYGON_KM)
+    for i in far:
+        k = math.cos(math.radians(min(abs(lat[i]), 89.0)))
+        scale = lambda xy, k=k: xy * np.array([k * KM_PER_DEGREE, KM_PER_DEGREE])  # noqa: E731
+        km[i] = shapely.distance(shapely.transform(pts[i], scale), shapely.transform(geoms[i], scale))
+    return km
+
+
+def _check_near_polygons(cols: "_Columns", lon: np.ndarray, lat: np.ndarray, geoms: np.ndarray, what: str,
+                         ids: np.ndarray, zone_ids: np.ndarray | None = None) -> None:
+    """Refuse a point given beside zone polygons that lies far from its own zone's polygon."""
+    import shapely
+
+    given = np.isfinite(lon) & np.isfinite(lat) & ~shapely.is_missing(geoms)
+    given &= ~shapely.is_empty(np.where(given, geoms, None))
+    if not given.any():
+        return
+    idx = np.flatnonzero(given)
+    km = _km_to_geometries(lon[idx], lat[idx], geoms[idx])
+    bad = np.flatnonzero(km > MAX_POINT_TO_POLYGON_KM)
+    if not len(bad):
+        return
+    j = int(bad[0])
+    pos = int(idx[j])
+    swapped = _km_to_geometries(lat[pos:pos + 1], lon[pos:pos + 1], geoms[pos:pos + 1])[0] \
+        if abs(lon[pos]) <= 90 else math.inf
+    own = f"its zone '{zone_ids[pos]}'" if zone_ids is not None else "its own"
+    problem = (f"{what} '{ids[pos]}' at lon {lon[pos]:.4f}, lat {lat[pos]:.4f} is {km[j]:,.0f} km from "
+               f"{own} polygon")
+    if swapped <= MAX_POINT_TO_POLYGON_KM:
+        cols._fail(problem + " (lon and lat look swapped)", pos, "lon",
+                   "swap the lon and lat columns: lon is the east-west coordinate (about -5 to 10 in "
+                   "metropolitan France), lat the north-south one (about 41 to 51)")
+    cols._fail(problem, pos, "lon",
+               f"check this row's lon/lat (WGS84 degrees, or the crs of instance.toml): a point must lie "
+               f"within {MAX_POINT_TO_POLYGON_KM:g} km of its zone's polygon")
+
+
 def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None,
                     travel: RawTable | None, *, crs: str | None = None) -> Inputs:
     """Check every cell the models use; return typed frames indexed by id."""
@@ -599,6 +707,9 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
 
         g = _geometry_wgs84(zones.frame, crs)
         geometry = gpd.GeoSeries(g.to_numpy(), index=z.index, crs="EPSG:4326")
+        if zc.has("lon"):  # the points were given beside the geometry: they must agree
+            _check_near_polygons(zc, z["lon"].to_numpy(), z["lat"].to_numpy(), geometry.to_numpy(), "zone",
+                                 z.index.to_numpy())
 
     # -- sites -------------------------------------------------------------------------
     sc = _Columns(sites)
@@ -614,6 +725,9 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
     s["zone_id"] = sc.foreign("zone_id", z.index, "zones").to_numpy()
     s["name"] = sc.text("name", required=False).to_numpy()
     slon, slat = _coordinates(sc, crs, required=False)
+    if geometry is not None and sc.has("lon"):
+        _check_near_polygons(sc, slon.to_numpy(), slat.to_numpy(), geometry.loc[s["zone_id"]].to_numpy(),
+                             "site", s.index.to_numpy(), s["zone_id"].to_numpy())
     s["lon"] = np.where(slon.isna(), z.loc[s["zone_id"], "lon"].to_numpy(), slon.to_numpy())
     s["lat"] = np.where(slat.isna(), z.loc[s["zone_id"], "lat"].to_numpy(), slat.to_numpy())
     for col in SITE_OVERRIDES:
@@ -648,6 +762,10 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
             pr["physicians"] = pc.number("physicians", required=True, minimum=0.0, maximum=MAX_FTE,
                                          what="a number of FTE").to_numpy()
             plon, plat = _coordinates(pc, crs, required=False)
+            if geometry is not None and pc.has("lon"):
+                _check_near_polygons(pc, plon.to_numpy(), plat.to_numpy(),
+                                     geometry.loc[pr["zone_id"]].to_numpy(), "practice", pr.index.to_numpy(),
+                                     pr["zone_id"].to_numpy())
             pr["lon"] = np.where(plon.isna(), z.loc[pr["zone_id"], "lon"].to_numpy(), plon.to_numpy())
             pr["lat"] = np.where(plat.isna(), z.loc[pr["zone_id"], "lat"].to_numpy(), plat.to_numpy())
             pr["secondary_days"] = pc.number("secondary_days", minimum=0.0, maximum=7.0 * MAX_FTE,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
@@ -26,6 +27,10 @@ PARQUET_SUFFIXES = {".parquet", ".geoparquet"}
 # (blank lines, quoted line breaks, a line with the wrong number of fields, an odd
 # header) sends the file to the careful reader, which names the exact line.
 FAST_CSV_BYTES = 1_000_000
+
+# The csv module's limit on one cell (131,072 characters); the fast reader has none, so it
+# hands files with a longer cell to the careful reader, which refuses them the same way.
+MAX_CELL_CHARS = csv.field_size_limit()
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,8 @@ def resolve_inside(root: Path, relative: str, *, manifest: str, key: str) -> Pat
     try:
         target = Path(os.path.realpath(root_real / candidate))
         inside = target == root_real or root_real in target.parents
-        exists = inside and target.is_file()
-    except (OSError, ValueError) as exc:  # name too long, and the like
+        mode = _mode(target) if inside else None
+    except (OSError, ValueError) as exc:  # name too long, a loop of links, and the like
         raise InputError(f"table path '{shown}' cannot be used ({type(exc).__name__})", file=manifest,
                          column=key, fix="write a short relative path") from None
     if not inside:
@@ -72,21 +77,48 @@ def resolve_inside(root: Path, relative: str, *, manifest: str, key: str) -> Pat
             file=manifest, column=key,
             fix="copy the table into the instance folder and name it relative to it",
         )
-    if not exists:
+    if mode is None:
         raise InputError(f"table file '{shown}' does not exist", file=manifest, column=key,
                          fix="check the file name in [tables]")
+    if stat.S_ISDIR(mode):
+        raise InputError(f"table path '{shown}' is a folder, not a file", file=manifest, column=key,
+                         fix="name the table file inside it, e.g. \"" + (relative.rstrip("/\\") or "tables")
+                         + "/zones.csv\"")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) \
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+        raise InputError(f"table path '{shown}' is {kind}, not a regular file", file=manifest, column=key,
+                         fix="copy the table into a regular file and name that file in [tables]")
     return target
 
 
-def read_table(path: Path, label: str) -> RawTable:
-    """Read one table by its suffix; cells come back as text (geometry kept)."""
+def _mode(path: Path) -> int | None:
+    """``st_mode`` of ``path``, None when nothing is there (other failures propagate)."""
+    try:
+        return os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def read_table(path: Path, label: str, layer: str | None = None, *, manifest: str = "instance.toml",
+               key: str | None = None) -> RawTable:
+    """Read one table by its suffix; cells come back as text (geometry kept).
+
+    ``layer`` names the layer of a multi-layer file (GeoPackage); a file of several
+    layers without one is refused rather than read from its first layer.
+    """
     suffix = path.suffix.lower()
+    if layer is not None and suffix not in GEO_SUFFIXES:
+        raise InputError(f"a layer is given but '{label}' is a {suffix.lstrip('.') or 'plain'} file with "
+                         "no layers", file=manifest, column=f"{key}.layer" if key else "layer",
+                         fix=f'write {key.split(".")[-1] if key else "the table"} = "{label}" without a layer')
     try:
         if suffix in CSV_SUFFIXES:
             frame, lines = _read_csv(path, label)
             return RawTable(frame, label, first_row=2, lines=lines)
         if suffix in GEO_SUFFIXES:
-            return RawTable(_as_text(_read_geo(path), label), label, first_row=1)
+            chosen = _choose_layer(path, label, layer, manifest=manifest, key=key)
+            return RawTable(_as_text(_read_geo(path, chosen), label), label, first_row=1)
         if suffix in PARQUET_SUFFIXES:
             return RawTable(_as_text(_read_parquet(path), label), label, first_row=1)
     except InputError:
@@ -177,6 +209,8 @@ def _read_csv(path: Path, label: str) -> tuple[pd.DataFrame, tuple[int, ...]]:
             rows.append(record)
             line_numbers.append(start_line)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise _long_cell(text, label, start_line, sep) from None
         raise InputError(f"cannot parse the line ({exc})", file=label, row=reader.line_num,
                          fix="check quotes and separators on that line") from None
     assert header is not None
@@ -188,9 +222,22 @@ def _read_csv(path: Path, label: str) -> tuple[pd.DataFrame, tuple[int, ...]]:
     return frame, tuple(line_numbers)
 
 
+def _long_cell(text: str, label: str, line: int, sep: str) -> InputError:
+    """The error for a cell over MAX_CELL_CHARS: an opening quote never closed, or a long text."""
+    physical = text.split("\n")[line - 1] if 0 < line <= text.count("\n") + 1 else ""
+    if physical.count('"') % 2 == 1:
+        return InputError(f"a quote opened on this line is not closed before {MAX_CELL_CHARS // 1024} KB of "
+                          "text", file=label, row=line,
+                          fix=f"close the quote or remove it (a '\"' inside a cell is written '\"\"')")
+    return InputError(f"a cell is longer than {MAX_CELL_CHARS // 1024} KB", file=label, row=line,
+                      fix="keep tables to ids, names and numbers: move long texts out of the table "
+                          "(zone boundaries go in a GeoPackage)")
+
+
 def _read_csv_fast(text: str, sep: str) -> pd.DataFrame | None:
     """A regular CSV (one record per line, header on line 1) as text cells, else None."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     header = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=sep))
@@ -213,6 +260,9 @@ def _read_csv_fast(text: str, sep: str) -> pd.DataFrame | None:
     lines = terminators + (0 if text.endswith(("\n", "\r")) else 1)
     if table.num_rows != lines - 1:  # a blank line was skipped: let the careful reader count
         return None
+    if table.num_rows and any((pc.max(pc.utf8_length(table.column(n))).as_py() or 0) > MAX_CELL_CHARS
+                              for n in names):
+        return None  # the careful reader refuses the long cell and names its line
     frame = pd.DataFrame({n: pd.Series(table.column(n).to_numpy(zero_copy_only=False).astype(object),
                                        dtype=object) for n in names})
     blank = np.logical_and.reduce([(frame[n].str.strip() == "").to_numpy() for n in names])
@@ -248,10 +298,32 @@ def _name_columns(header: list[str], rows: list[list[str]], label: str, line: in
     return keep
 
 
-def _read_geo(path: Path):
+def _choose_layer(path: Path, label: str, layer: str | None, *, manifest: str, key: str | None) -> str | None:
+    """The layer to read: the one named, or the only one; several without a name are refused."""
+    import pyogrio
+
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    except Exception:  # not a readable geo file: read_table names the problem
+        return layer
+    table = key.split(".")[-1] if key else "zones"
+    shown = ", ".join(f"'{n}'" for n in layers[:8]) + (", ..." if len(layers) > 8 else "")
+    if layer is None:
+        if len(layers) > 1:
+            raise InputError(
+                f"the file has {len(layers)} layers ({shown}) and the manifest names none", file=label,
+                fix=f'name the layer in instance.toml: {table} = {{ path = "{label}", layer = "{layers[0]}" }}')
+        return None
+    if layer not in layers:
+        raise InputError(f"no layer '{layer[:60]}' in '{label}' (its layers: {shown})", file=manifest,
+                         column=f"{key}.layer" if key else "layer", fix="use one of the file's layer names")
+    return layer
+
+
+def _read_geo(path: Path, layer: str | None = None):
     import geopandas as gpd
 
-    return gpd.read_file(path)
+    return gpd.read_file(path, layer=layer) if layer is not None else gpd.read_file(path)
 
 
 def _read_parquet(path: Path):

@@ -35,7 +35,8 @@ from optisite.instance import load_instance
 TINY = Path(__file__).resolve().parents[1] / "instances" / "tiny"
 TABLES = ["zones.csv", "sites.csv", "practices.csv", "travel.csv"]
 
-STATS: dict = {"cases": 0, "loaded": 0, "refused": 0, "messages": Counter(), "outcomes": Counter()}
+STATS: dict = {"cases": 0, "loaded": 0, "refused": 0, "messages": Counter(), "outcomes": Counter(),
+               "kinds": {}}  # per widened corpus: tried, refused, accepted/loaded, solved, tracebacks
 
 FUZZ = settings(
     derandomize=True,
@@ -299,6 +300,174 @@ def test_corrupted_geo_zones(data, fmt):
         check_case(folder, set(TABLES) | {name})
 
 
+# ---------------------------------------------------------------------------------
+# manifests' parameter values, solved when they load (issue 17 item 7)
+# ---------------------------------------------------------------------------------
+
+def _extremes():
+    """Values at, just inside and just outside each parameter's range, and absurd ones."""
+    import dataclasses
+
+    from optisite.parameters import Parameters
+
+    out = ["0", "-0.0", "1e308", "-1e308", "1e-300", "5e-324", "1", "7", "53", "1441"]
+    for f in dataclasses.fields(Parameters):
+        lo, hi = f.metadata.get("minimum"), f.metadata.get("maximum")
+        for v in (lo, hi):
+            if v is not None:
+                out += [repr(float(v)), repr(float(v) * (1 + 1e-9) + 1e-12), repr(float(v) * (1 - 1e-9) - 1e-12)]
+    return sorted(set(out))
+
+
+PARAMETER_VALUES = st.one_of(TOML_VALUES, st.sampled_from(_extremes()))
+
+
+def _parameter_names():
+    from optisite.parameters import Parameters
+
+    return Parameters.names() + ["consultations_per_inhabitants", "time_limit", "Budget", "days per fte"]
+
+
+def toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+@settings(FUZZ, max_examples=60)
+@given(data=st.data(), n=st.integers(1, 3))
+def test_manifest_parameter_values(data, n):
+    """Any parameter at odd values: the manifest is refused in one line, or the instance loads and
+    each model solves it (or says in one line why it cannot): never a traceback."""
+    from optisite.errors import OptisiteError
+    from optisite.solve import solve
+    from optisite.solver import MODELS, SolveOptions
+
+    text = (TINY / "instance.toml").read_text(encoding="utf-8").split("[parameters]")[0]
+    chosen = {data.draw(st.sampled_from(_parameter_names())): data.draw(PARAMETER_VALUES) for _ in range(n)}
+    model = data.draw(st.sampled_from(list(MODELS)))  # every draw before counting the case
+    text += "[parameters]\n" + "".join(f"{toml_key(k)} = {v}\n" for k, v in chosen.items())
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = fresh_copy(tmp)
+        (folder / "instance.toml").write_text(text, encoding="utf-8")
+        kind = STATS["kinds"].setdefault("manifest parameters", Counter())
+        kind["tried"] += 1
+        before = STATS["loaded"]
+        check_case(folder, set(TABLES))
+        if STATS["loaded"] == before:
+            kind["refused"] += 1
+            return
+        kind["loaded"] += 1
+        inst = load_instance(folder)
+        try:
+            solve(inst, SolveOptions(model=model, time_limit=3, threads=1))
+            kind["solved"] += 1
+        except OptisiteError as exc:  # a user error or an infeasible setting: one line, no traceback
+            assert one_line(str(exc)) and str(exc).isprintable(), repr(str(exc))
+            kind["solve refused"] += 1
+        except Exception:
+            kind["tracebacks"] += 1
+            raise
+
+
+# ---------------------------------------------------------------------------------
+# scenario files (issue 17 item 6)
+# ---------------------------------------------------------------------------------
+
+SCENARIO_TOP = ["name", "description", "model", "parameters", "options", "timelimit", "Model", "budget",
+                "option", "seed"]
+OPTION_KEYS = ["model", "time_limit", "gap", "threads", "seed", "open", "close", "time_limt", "Threads",
+               "budget", "verbose", "force_open"]
+OPTION_VALUES = st.one_of(
+    TOML_VALUES, PARAMETER_VALUES,
+    st.sampled_from(['"CS-B"', '["CS-B"]', '["CS-B", "CS-D"]', '["CS-B", "CS-B"]', '["CS-Z"]', '[1, 2]',
+                     '[["CS-B"]]', '"coverage"', '"staffing"', '"apl"', '"Coverage"', "2147483648", "1024",
+                     "1025", "0.1", "0.09", "10000000", "1e7", "1.0", "-1", "1e-4", "50", '"fast"',
+                     '{ a = 1 }', '["CDS-E"]', '"2A004"']),
+    st.lists(st.sampled_from(["CS-B", "CS-D", "CS-F", "CDS-E", "cs-b", "", " ", "01001"]), max_size=4)
+    .map(lambda ids: "[" + ", ".join(json.dumps(i) for i in ids) + "]"),
+)
+
+
+_TINY_INSTANCE: list = []
+
+
+def tiny_instance():
+    """The tiny instance, loaded once (apply never changes it)."""
+    if not _TINY_INSTANCE:
+        _TINY_INSTANCE.append(load_instance(TINY))
+    return _TINY_INSTANCE[0]
+
+
+def scenario_text(data) -> bytes:
+    style = data.draw(st.sampled_from(["tables", "tables", "tables", "flat", "cut", "bytes"]))
+    if style == "bytes":
+        return data.draw(st.binary(max_size=80))
+    lines = []
+    for _ in range(data.draw(st.integers(0, 2))):
+        key = data.draw(st.sampled_from(SCENARIO_TOP))
+        lines.append(f"{toml_key(key)} = {data.draw(OPTION_VALUES)}")
+    if style == "flat":  # dotted keys instead of tables
+        for _ in range(data.draw(st.integers(1, 3))):
+            table = data.draw(st.sampled_from(["parameters", "options"]))
+            keys = _parameter_names() if table == "parameters" else OPTION_KEYS
+            lines.append(f"{table}.{toml_key(data.draw(st.sampled_from(keys)))} = {data.draw(OPTION_VALUES)}")
+    else:
+        for table, keys in (("parameters", _parameter_names()), ("options", OPTION_KEYS)):
+            if data.draw(st.booleans()):
+                lines.append(f"[{table}]")
+                for _ in range(data.draw(st.integers(0, 3))):
+                    lines.append(f"{toml_key(data.draw(st.sampled_from(keys)))} = {data.draw(OPTION_VALUES)}")
+    text = "\n".join(lines) + "\n"
+    if style == "cut":
+        text = text[: data.draw(st.integers(0, len(text)))]
+    return text.encode("utf-8")
+
+
+@settings(FUZZ, max_examples=150)
+@given(data=st.data())
+def test_corrupted_scenario(data):
+    """A scenario is applied or refused in one line naming the file; `optisite solve` agrees (0 or 2)."""
+    import click
+
+    import optisite.solve
+    from optisite.scenario import apply, read_scenario
+
+    raw = scenario_text(data)
+    kind = STATS["kinds"].setdefault("scenario files", Counter())
+    kind["tried"] += 1  # after every draw: a case hypothesis abandons mid-draw is not counted
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "scenario.toml"
+        path.write_bytes(raw)
+        try:
+            inst, options = apply(tiny_instance(), read_scenario(path))
+            outcome, msg = 0, None
+            assert options.model and options.time_limit > 0 and 0 <= options.gap <= 1
+            assert options.threads is None or options.threads >= 1
+            assert all(isinstance(s, str) and s in inst.sites.index for s in options.force_open)
+        except InputError as exc:
+            msg = str(exc)
+            assert one_line(msg) and msg.isprintable(), repr(msg)
+            assert exc.file == str(path) and msg.startswith(str(path)), msg
+            outcome = 2
+        except Exception:
+            kind["tracebacks"] += 1
+            raise
+
+        def no_solve(*_args, **_kw):  # the scenario was accepted: stop before the solver
+            raise click.exceptions.Exit(0)
+
+        with mock.patch.object(optisite.solve, "solve", no_solve):
+            result = CliRunner().invoke(main, ["solve", str(TINY), "--quiet", "--scenario", str(path),
+                                               "--out", str(Path(tmp) / "out")])
+        assert "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        assert result.exit_code == outcome, (result.exit_code, outcome, result.output)
+        if outcome == 2:
+            assert [line for line in result.output.splitlines() if line.strip()] == [f"error: {msg}"]
+            kind["refused"] += 1
+        else:
+            kind["accepted"] += 1
+
+
 def problem_template(msg: str) -> str:
     """A message with its quoted values and numbers blanked: the kind of problem."""
     text = re.sub(r"'[^']*'", "'…'", msg.split(". Fix:")[0])
@@ -317,6 +486,7 @@ def test_zz_report(request):
         "refused": STATS["refused"],
         "distinct_messages": len(STATS["messages"]),
         "distinct_problem_kinds": len(templates),
+        "by_corpus": {name: dict(counts) for name, counts in STATS["kinds"].items()},
     }
     print("fuzz loader:", json.dumps(report))
     capture = request.config.pluginmanager.get_plugin("capturemanager")
@@ -332,3 +502,7 @@ def test_zz_report(request):
     # The corruptions are varied enough to exercise many distinct checks, and some still load.
     assert STATS["loaded"] > 0 and STATS["refused"] > 0
     assert len(templates) >= 15
+    for name, counts in STATS["kinds"].items():  # the widened corpora: both outcomes, no traceback
+        assert counts["tracebacks"] == 0, name
+        assert counts["refused"] > 0 and counts["tried"] == counts["refused"] + counts["accepted"] + counts["loaded"]
+        assert counts["accepted"] + counts["loaded"] > 0, name

@@ -726,7 +726,7 @@ def test_degrees_with_projected_crs_are_refused(tiny_copy):
     ("..\\\\..\\\\etc\\\\passwd", "outside the instance folder"),
     ("a" * 5000 + ".csv", "cannot be used"),
     ("sub/../../zones.csv", "outside the instance folder"),
-    (".", "does not exist"),
+    (".", "is a folder, not a file"),  # was "does not exist" (issue 17 item 11)
 ])
 def test_odd_table_paths(tiny_copy, path, contains):
     replace_in(tiny_copy, "instance.toml", '"zones.csv"', f'"{path}"')

@@ -47,8 +47,9 @@ def test_one_row_per_parameter():
 
 @pytest.mark.parametrize("row", Parameters.describe(), ids=lambda r: r["name"])
 def test_row_matches_code(row):
-    default, unit, source = doc_rows()[row["name"]]
+    default, unit, source, allowed = doc_rows()[row["name"]]
     assert default == format_default(row["default"])
+    assert allowed == row["range"]
     assert unit == row["unit"]
     assert source == " ".join(row["source"].split())
     assert source, "every default needs a source"

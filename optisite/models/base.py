@@ -243,13 +243,14 @@ def get(name: str) -> Model:
 # ---------------------------------------------------------------------------------
 
 def check_budget(minimum_costs: pd.Series, forced: list[str], budget: float, *, what: str = "cheapest option",
-                 unit: str = "EUR/year") -> None:
+                 unit: str = "EUR/year", unusable: str | None = None) -> None:
     """The one budget rule of every budgeted model.
 
     Forced-open sites must fit in the budget (else infeasible, exit 3); a positive
     budget below the cheapest usable option opens nothing and is almost always a unit
     mistake (else a user error, exit 2). ``minimum_costs``: cheapest annual cost of
-    opening each usable site.
+    opening each usable site. ``unusable``: why a kind of site cannot be used at all
+    (said instead of suspecting the budget's unit when that is the cause).
     """
     forced = [s for s in forced if s in minimum_costs.index]
     need = float(minimum_costs.loc[forced].sum()) if forced else 0.0
@@ -257,6 +258,11 @@ def check_budget(minimum_costs: pd.Series, forced: list[str], budget: float, *, 
         raise InfeasibleError(
             f"the forced-open sites {', '.join(forced)} cost at least {need:,.0f} {unit}, above the "
             f"budget of {budget:,.0f} {unit} (constraint 'budget'): raise --budget or open fewer sites")
+    if unusable and budget > 0 and (not len(minimum_costs) or budget < float(minimum_costs.min()) - 1e-6):
+        rest = ("" if not len(minimum_costs) else f", and the budget of {budget:,.0f} {unit} is below the "
+                f"cheapest other option ({minimum_costs.idxmin()}: {minimum_costs.min():,.0f} {unit})")
+        raise InputError(unusable + rest, column="parameters",
+                         fix="raise the parameter named, or give --budget 0 to evaluate the existing supply alone")
     if len(minimum_costs) and 0 < budget < float(minimum_costs.min()) - 1e-6:
         raise InputError(
             f"budget {budget:,.0f} {unit} is below the {what} "

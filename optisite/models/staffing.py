@@ -140,8 +140,23 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
         weeks=p.working_weeks, budget=float(p.budget),
         force_open=tuple(sorted(forced_open)), force_closed=tuple(sorted(forced_closed)), parameters=p,
     )
-    check_budget(minimum_costs(data), list(data.force_open), data.budget)
+    check_budget(minimum_costs(data), list(data.force_open), data.budget,
+                 unusable=_why_no_cabinet(p, len(cab), len(cabinets)))
     return data
+
+
+def _why_no_cabinet(p, candidates: int, usable: int) -> str | None:
+    """Why no cabinet secondaire of the instance can be staffed, naming the parameter when
+    one forbids it (None when some can, or there are none)."""
+    if candidates == 0 or usable > 0:
+        return None
+    for name, why in (("max_travel_minutes", "no GP may travel to a cabinet secondaire"),
+                      ("max_secondary_days_per_gp", "no GP may give a day away"),
+                      ("cabinet_max_days", "a cabinet secondaire may open no day")):
+        if getattr(p, name) == 0:
+            return f"no cabinet secondaire can be staffed: {name} is 0 ({why})"
+    return (f"no cabinet secondaire can be staffed: no practice within max_travel_minutes "
+            f"({p.max_travel_minutes:g} min) of a candidate can give its minimum presence (cabinet_min_days)")
 
 
 def minimum_costs(data: StaffingData) -> pd.Series:
