@@ -19,7 +19,7 @@ inst = ops.load_instance(ROOT / "instances" / "nievre-58")
 print(inst)
 
 # 2. Which models are there?
-for name, what in ops.models().items():
+for name, what in ops.list_models().items():
     print(f"{name:10s} {what}")
 
 # 3. What does full coverage cost? (the lscp model: the budget is not a constraint)

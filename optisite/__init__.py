@@ -11,7 +11,7 @@ The Python API, what the CLI calls (see ``docs/api.md`` and ``docs/example.py``)
     html = ops.render_report(inst, sol)                      # the report as a string
     frontier = ops.run_frontier(inst, [0, 1e6, 2e6], ops.SolveOptions(model="coverage"))
     table = ops.compare_folders(["out/a", "out/b"])          # scenarios side by side
-    ops.models()                                             # the registered models
+    ops.list_models()                                        # the registered models
 """
 
 __version__ = "0.1.0"
@@ -40,7 +40,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'optisite' has no attribute '{name}'")
 
 
-def models() -> dict[str, str]:
+def list_models() -> dict[str, str]:
     """The registered models: name -> one-line description."""
     from .models import get, names
 
@@ -82,6 +82,6 @@ def compare_folders(folders):
 __all__ = [
     "CheckError", "InfeasibleError", "InputError", "OptisiteError",
     "Instance", "instance_from_frames", "load_instance", "Parameters", "Solution", "SolveOptions",
-    "build", "check", "compare_folders", "models", "read_solution", "render_report", "run_frontier", "solve",
+    "build", "check", "compare_folders", "list_models", "read_solution", "render_report", "run_frontier", "solve",
     "__version__",
 ]

@@ -24,7 +24,7 @@ def test_docs_example_runs(tmp_path, monkeypatch, capsys):
 
 def test_top_level_api_names_functions():
     for name in ("load_instance", "solve", "build", "check", "render_report", "run_frontier",
-                 "compare_folders", "models"):
+                 "compare_folders", "list_models"):
         assert callable(getattr(ops, name)), name
     import optisite.cli  # noqa: F401  importing the CLI must not shadow the API
     import optisite.compare  # noqa: F401
