@@ -23,7 +23,7 @@ from .errors import CheckError, InfeasibleError, InputError, OptisiteError  # no
 _LAZY = {
     "Instance": ("instance", "Instance"), "instance_from_frames": ("instance", "instance_from_frames"),
     "load_instance": ("instance", "load_instance"), "Parameters": ("parameters", "Parameters"),
-    "build": ("pipeline", "build"), "solve": ("pipeline", "solve"),
+    "solve": ("pipeline", "solve"),  # (pipeline.build builds without solving: optisite.build builds instances)
     "Solution": ("solution", "Solution"), "read_solution": ("solution", "read_solution"),
     "SolveOptions": ("solver", "SolveOptions"),
 }
@@ -82,6 +82,6 @@ def compare_folders(folders):
 __all__ = [
     "CheckError", "InfeasibleError", "InputError", "OptisiteError",
     "Instance", "instance_from_frames", "load_instance", "Parameters", "Solution", "SolveOptions",
-    "build", "check", "compare_folders", "list_models", "read_solution", "render_report", "run_frontier", "solve",
+    "check", "compare_folders", "list_models", "read_solution", "render_report", "run_frontier", "solve",
     "__version__",
 ]

@@ -23,12 +23,17 @@ def test_docs_example_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_top_level_api_names_functions():
-    for name in ("load_instance", "solve", "build", "check", "render_report", "run_frontier",
+    for name in ("load_instance", "solve", "check", "render_report", "run_frontier",
                  "compare_folders", "list_models"):
         assert callable(getattr(ops, name)), name
-    import optisite.cli  # noqa: F401  importing the CLI must not shadow the API
+    import optisite.build  # noqa: F401  importing the modules must not shadow the API
+    import optisite.cli  # noqa: F401
     import optisite.compare  # noqa: F401
+    import optisite.models  # noqa: F401
+    import optisite.report  # noqa: F401
 
+    for name in ("solve", "check", "render_report", "run_frontier", "compare_folders", "list_models"):
+        assert callable(getattr(ops, name)), name
     assert callable(ops.solve) and callable(ops.compare_folders)
 
 
