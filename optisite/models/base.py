@@ -258,9 +258,9 @@ def check_budget(minimum_costs: pd.Series, forced: list[str], budget: float, *, 
         raise InfeasibleError(
             f"the forced-open sites {', '.join(forced)} cost at least {need:,.0f} {unit}, above the "
             f"budget of {budget:,.0f} {unit} (constraint 'budget'): raise --budget or open fewer sites")
-    if unusable and budget > 0 and (not len(minimum_costs) or budget < float(minimum_costs.min()) - 1e-6):
-        rest = ("" if not len(minimum_costs) else f", and the budget of {budget:,.0f} {unit} is below the "
-                f"cheapest other option ({minimum_costs.idxmin()}: {minimum_costs.min():,.0f} {unit})")
+    if unusable and len(minimum_costs) and 0 < budget < float(minimum_costs.min()) - 1e-6:
+        rest = (f", and the budget of {budget:,.0f} {unit} is below the cheapest other option "
+                f"({minimum_costs.idxmin()}: {minimum_costs.min():,.0f} {unit})")
         raise InputError(unusable + rest, column="parameters",
                          fix="raise the parameter named, or give --budget 0 to evaluate the existing supply alone")
     if len(minimum_costs) and 0 < budget < float(minimum_costs.min()) - 1e-6:
