@@ -22,6 +22,7 @@ import threading
 import time
 import traceback as tb
 import uuid
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Callable, Iterable, Iterator
@@ -103,6 +104,13 @@ def _call(fn: Callable[..., Any], args: list, kwargs: dict, batch: str = "") -> 
     except Exception as exc:  # noqa: BLE001 - reported as a failed task, the batch goes on
         return {"error": one_line(exc), "exit_code": getattr(exc, "exit_code", EXIT_BUG),
                 "traceback": tb.format_exc()}
+
+
+_CANCELLED = {  # Dask's reasons for cancelling a task, for people
+    "lost dependencies": "the data sent once to the workers was lost with the last worker holding it; "
+                         "run it again",
+    "scheduler-connection-lost": "the connection to the Dask scheduler was lost; run it again",
+}
 
 
 def _lost(worker: str) -> dict:
@@ -243,14 +251,21 @@ def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | No
                     index = pending.pop(fut)
                     try:
                         out = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - an unpicklable result, a cancellation...
+                    except CancelledError as exc:  # by Dask: data or scheduler lost
+                        out = {"error": _CANCELLED.get(getattr(exc, "reason", ""), f"Dask cancelled it "
+                                                       f"({getattr(exc, 'reason', 'no reason given')}); run it again"),
+                               "exit_code": EXIT_BUG}
+                    except Exception as exc:  # noqa: BLE001 - an unpicklable result...
                         out = {"error": one_line(exc), "exit_code": EXIT_BUG, "traceback": tb.format_exc()}
                     finish(index, out)
                 now = time.monotonic()
                 if not pending or now - looked < POLL:
                     continue
                 looked = now
-                alive = set(client.nthreads())
+                try:
+                    alive = set(client.nthreads())
+                except (OSError, TimeoutError):  # scheduler unreachable: Dask cancels the futures
+                    continue
                 for key, where in ran_on.items():  # started on a worker now gone, or started twice
                     fut = by_key[key]
                     if fut in pending and (len(where) > 1 or where[0] not in alive):
