@@ -195,6 +195,55 @@ def _submit(client: Any, tasks: list[Task], batch: str) -> tuple[dict, list]:
     return futures, scattered
 
 
+class _Watch:
+    """Where each task started and which workers are alive: fails the tasks a lost worker was
+    running (Dask would run them again: one may be what killed it), and every task left once
+    no worker has been there for :data:`WORKER_WAIT` s."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.ran_on: dict[str, list[str]] = {}
+        self.looked = 0.0
+        self.alone_since: float | None = None
+
+    def started(self, key: str, worker: str) -> None:
+        self.ran_on.setdefault(key, []).append(worker)
+
+    def failed(self, pending: dict) -> list[tuple[Any, dict]]:
+        """(future, failure) for the pending tasks to give up, looking at most every POLL s."""
+        now = time.monotonic()
+        if not pending or now - self.looked < POLL:
+            return []
+        self.looked = now
+        try:
+            alive = set(self.client.nthreads())
+        except (OSError, TimeoutError):  # the scheduler is gone: Dask cancels the futures
+            return []
+        by_key = {fut.key: fut for fut in pending}
+        out = [(by_key[key], _lost(where[0])) for key, where in self.ran_on.items()
+               if key in by_key and (len(where) > 1 or where[0] not in alive)]
+        self.alone_since = None if alive else (self.alone_since or now)
+        if self.alone_since is not None and now - self.alone_since >= WORKER_WAIT:
+            address = self.client.scheduler.address
+            left = {"error": f"no Dask worker left to run it (none for {WORKER_WAIT:g} s); "
+                             f"{_no_worker_fix(address)}", "exit_code": EXIT_BUG}
+            gone = {fut for fut, _ in out}
+            out += [(fut, left) for fut in pending if fut not in gone]
+        return out
+
+
+def _outcome(fut: Any) -> dict:
+    """What a finished future brought back, as :func:`_call`'s plain dict."""
+    try:
+        return fut.result()
+    except CancelledError as exc:  # by Dask: data or scheduler lost
+        reason = getattr(exc, "reason", "no reason given")
+        return {"error": _CANCELLED.get(reason, f"Dask cancelled it ({reason}); run it again"),
+                "exit_code": EXIT_BUG}
+    except Exception as exc:  # noqa: BLE001 - an unpicklable result...
+        return {"error": one_line(exc), "exit_code": EXIT_BUG, "traceback": tb.format_exc()}
+
+
 def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | None = None,
               on_result: Callable[[TaskResult], None] | None = None,
               processes: bool = True) -> list[TaskResult]:
@@ -204,10 +253,9 @@ def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | No
     ``tcp://host:port`` of a running scheduler, or a ``distributed.Client`` (the batch
     subscribes it to the :data:`STARTED` events). A cluster without a worker is an
     :class:`InputError` saying how to start one. A task that started on a worker which is
-    then lost fails (Dask would run it again elsewhere: it may be what killed the worker);
-    one only queued there runs elsewhere. ``on_result`` is called in the calling thread as
-    each task completes (progress). ``processes=False`` runs the LocalCluster's workers as
-    threads of this process.
+    then lost fails; one only queued there runs elsewhere. ``on_result`` is called in the
+    calling thread as each task completes (progress). ``processes=False`` runs the
+    LocalCluster's workers as threads of this process.
     """
     tasks = list(tasks)
     if not tasks:
@@ -224,7 +272,7 @@ def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | No
     batch = uuid.uuid4().hex
     with client_for(scheduler, workers, processes=processes) as client:
         require_worker(client)
-        wake = threading.Event()
+        wake = threading.Event()  # a task finished, or one started somewhere
         started: queue.SimpleQueue = queue.SimpleQueue()
 
         def on_started(event) -> None:  # in Dask's event loop: hand over, never block it
@@ -238,48 +286,17 @@ def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | No
             pending, _shared = _submit(client, tasks, batch)
             for fut in pending:
                 fut.add_done_callback(lambda _f: wake.set())
-            by_key = {fut.key: fut for fut in pending}
-            ran_on: dict[str, list[str]] = {}
-            looked, alone_since = 0.0, None
+            watch = _Watch(client)
             while pending:
                 wake.wait(POLL)
                 wake.clear()
                 while not started.empty():
-                    key, worker = started.get()
-                    ran_on.setdefault(key, []).append(worker)
+                    watch.started(*started.get())
                 for fut in sorted((f for f in pending if f.done()), key=pending.get):
-                    index = pending.pop(fut)
-                    try:
-                        out = fut.result()
-                    except CancelledError as exc:  # by Dask: data or scheduler lost
-                        out = {"error": _CANCELLED.get(getattr(exc, "reason", ""), f"Dask cancelled it "
-                                                       f"({getattr(exc, 'reason', 'no reason given')}); run it again"),
-                               "exit_code": EXIT_BUG}
-                    except Exception as exc:  # noqa: BLE001 - an unpicklable result...
-                        out = {"error": one_line(exc), "exit_code": EXIT_BUG, "traceback": tb.format_exc()}
-                    finish(index, out)
-                now = time.monotonic()
-                if not pending or now - looked < POLL:
-                    continue
-                looked = now
-                try:
-                    alive = set(client.nthreads())
-                except (OSError, TimeoutError):  # scheduler unreachable: Dask cancels the futures
-                    continue
-                for key, where in ran_on.items():  # started on a worker now gone, or started twice
-                    fut = by_key[key]
-                    if fut in pending and (len(where) > 1 or where[0] not in alive):
-                        fut.cancel()
-                        finish(pending.pop(fut), _lost(where[0]))
-                alone_since = None if alive else (alone_since or now)
-                if alone_since is not None and now - alone_since >= WORKER_WAIT:
-                    address = client.scheduler.address
-                    client.cancel(list(pending))
-                    for fut in sorted(pending, key=pending.get):
-                        finish(pending[fut], {"error": f"no Dask worker left to run it (none for "
-                                                       f"{WORKER_WAIT:g} s); {_no_worker_fix(address)}",
-                                              "exit_code": EXIT_BUG})
-                    pending.clear()
+                    finish(pending.pop(fut), _outcome(fut))
+                for fut, out in sorted(watch.failed(pending), key=lambda fo: pending[fo[0]]):
+                    fut.cancel()  # or the scheduler runs it again
+                    finish(pending.pop(fut), out)
         finally:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(STARTED)
