@@ -5,9 +5,9 @@ budget solve, or any other job). :func:`run_batch` submits the tasks to a
 ``distributed.Client``: a ``LocalCluster`` of worker processes started for the batch by
 default, or an existing cluster when ``scheduler="tcp://host:port"`` is given (its workers
 need optisite installed, and any file a task names by path). An argument object shared by
-several tasks (the same object, such as a loaded instance) travels once to every worker, not
-once per task. Results arrive as they complete (for progress) and are returned in input
-order, so a batch gives the same table as a serial loop. An exception in a task becomes a
+several tasks (the same object, such as a loaded instance) is sent once, not once per task.
+Results arrive as they complete (for progress) and are returned in input order, so a batch
+gives the same table as a serial loop. An exception in a task becomes a
 failed :class:`TaskResult` carrying a one-line message; so does a task that was running on a
 worker that is lost (killed, out of memory), and every task still waiting when no worker is
 left for :data:`WORKER_WAIT` seconds. The other tasks are kept.
@@ -173,9 +173,15 @@ def require_worker(client: Any) -> None:
                          column="--scheduler", fix=_no_worker_fix(address)) from None
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _submit(client: Any, tasks: list[Task], batch: str) -> tuple[dict, list]:
-    """Submit every task; an argument object several tasks share is scattered once to every worker.
-    Returns {future: task index} and the scattered data's futures (keep them until the end)."""
+    """Submit every task. An argument object several tasks share is sent once, as a task of
+    its own that returns it: if the worker holding it is lost, Dask computes it again (data
+    given to ``scatter`` would be lost for good, and Dask keeps one copy of it, not one per
+    worker). Returns {future: task index} and the shared objects' futures (keep them)."""
     seen: dict[int, int] = {}
     objects: dict[int, Any] = {}
     for t in tasks:
@@ -184,15 +190,15 @@ def _submit(client: Any, tasks: list[Task], batch: str) -> tuple[dict, list]:
                 seen[id(a)] = seen.get(id(a), 0) + 1
                 objects[id(a)] = a
     shared_ids = [i for i, n in seen.items() if n > 1]
-    scattered = client.scatter([objects[i] for i in shared_ids], broadcast=True, hash=False) if shared_ids else []
-    shared = dict(zip(shared_ids, scattered))
+    shared = {i: client.submit(_same, objects[i], key=f"{type(objects[i]).__name__}-{uuid.uuid4().hex}",
+                               pure=False) for i in shared_ids}
     futures = {}
     for index, t in enumerate(tasks):
         args = [shared.get(id(a), a) for a in t.args]
         kwargs = {k: shared.get(id(v), v) for k, v in t.kwargs.items()}
         key = f"{getattr(t.fn, '__name__', 'task')}-{uuid.uuid4().hex}"
         futures[client.submit(_call, t.fn, args, kwargs, batch, key=key, pure=False)] = index
-    return futures, scattered
+    return futures, list(shared.values())
 
 
 class _Watch:
