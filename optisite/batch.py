@@ -5,9 +5,9 @@ budget solve, or any other job). :func:`run_batch` submits the tasks to a
 ``distributed.Client``: a ``LocalCluster`` of worker processes started for the batch by
 default, or an existing cluster when ``scheduler="tcp://host:port"`` is given (its workers
 need optisite installed, and any file a task names by path). An argument object shared by
-several tasks (the same object, such as a loaded instance) travels once to every worker, not
-once per task. Results arrive as they complete (for progress) and are returned in input
-order, so a batch gives the same table as a serial loop. An exception in a task becomes a
+several tasks (the same object, such as a loaded instance) is sent once, not once per task.
+Results arrive as they complete (for progress) and are returned in input order, so a batch
+gives the same table as a serial loop. An exception in a task becomes a
 failed :class:`TaskResult` carrying a one-line message; so does a task that was running on a
 worker that is lost (killed, out of memory), and every task still waiting when no worker is
 left for :data:`WORKER_WAIT` seconds. The other tasks are kept.
@@ -22,6 +22,7 @@ import threading
 import time
 import traceback as tb
 import uuid
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Callable, Iterable, Iterator
@@ -105,6 +106,13 @@ def _call(fn: Callable[..., Any], args: list, kwargs: dict, batch: str = "") -> 
                 "traceback": tb.format_exc()}
 
 
+_CANCELLED = {  # Dask's reasons for cancelling a task, for people
+    "lost dependencies": "the data sent once to the workers was lost with the last worker holding it; "
+                         "run it again",
+    "scheduler-connection-lost": "the connection to the Dask scheduler was lost; run it again",
+}
+
+
 def _lost(worker: str) -> dict:
     return {"error": f"the Dask worker {worker} running it was lost (killed, or out of memory?); "
                      "run it again", "exit_code": EXIT_BUG}
@@ -165,9 +173,15 @@ def require_worker(client: Any) -> None:
                          column="--scheduler", fix=_no_worker_fix(address)) from None
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _submit(client: Any, tasks: list[Task], batch: str) -> tuple[dict, list]:
-    """Submit every task; an argument object several tasks share is scattered once to every worker.
-    Returns {future: task index} and the scattered data's futures (keep them until the end)."""
+    """Submit every task. An argument object several tasks share is sent once, as a task of
+    its own that returns it: if the worker holding it is lost, Dask computes it again (data
+    given to ``scatter`` would be lost for good, and Dask keeps one copy of it, not one per
+    worker). Returns {future: task index} and the shared objects' futures (keep them)."""
     seen: dict[int, int] = {}
     objects: dict[int, Any] = {}
     for t in tasks:
@@ -176,15 +190,64 @@ def _submit(client: Any, tasks: list[Task], batch: str) -> tuple[dict, list]:
                 seen[id(a)] = seen.get(id(a), 0) + 1
                 objects[id(a)] = a
     shared_ids = [i for i, n in seen.items() if n > 1]
-    scattered = client.scatter([objects[i] for i in shared_ids], broadcast=True, hash=False) if shared_ids else []
-    shared = dict(zip(shared_ids, scattered))
+    shared = {i: client.submit(_same, objects[i], key=f"{type(objects[i]).__name__}-{uuid.uuid4().hex}",
+                               pure=False) for i in shared_ids}
     futures = {}
     for index, t in enumerate(tasks):
         args = [shared.get(id(a), a) for a in t.args]
         kwargs = {k: shared.get(id(v), v) for k, v in t.kwargs.items()}
         key = f"{getattr(t.fn, '__name__', 'task')}-{uuid.uuid4().hex}"
         futures[client.submit(_call, t.fn, args, kwargs, batch, key=key, pure=False)] = index
-    return futures, scattered
+    return futures, list(shared.values())
+
+
+class _Watch:
+    """Where each task started and which workers are alive: fails the tasks a lost worker was
+    running (Dask would run them again: one may be what killed it), and every task left once
+    no worker has been there for :data:`WORKER_WAIT` s."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.ran_on: dict[str, list[str]] = {}
+        self.looked = 0.0
+        self.alone_since: float | None = None
+
+    def started(self, key: str, worker: str) -> None:
+        self.ran_on.setdefault(key, []).append(worker)
+
+    def failed(self, pending: dict) -> list[tuple[Any, dict]]:
+        """(future, failure) for the pending tasks to give up, looking at most every POLL s."""
+        now = time.monotonic()
+        if not pending or now - self.looked < POLL:
+            return []
+        self.looked = now
+        try:
+            alive = set(self.client.nthreads())
+        except (OSError, TimeoutError):  # the scheduler is gone: Dask cancels the futures
+            return []
+        by_key = {fut.key: fut for fut in pending}
+        out = [(by_key[key], _lost(where[0])) for key, where in self.ran_on.items()
+               if key in by_key and (len(where) > 1 or where[0] not in alive)]
+        self.alone_since = None if alive else (self.alone_since or now)
+        if self.alone_since is not None and now - self.alone_since >= WORKER_WAIT:
+            address = self.client.scheduler.address
+            left = {"error": f"no Dask worker left to run it (none for {WORKER_WAIT:g} s); "
+                             f"{_no_worker_fix(address)}", "exit_code": EXIT_BUG}
+            gone = {fut for fut, _ in out}
+            out += [(fut, left) for fut in pending if fut not in gone]
+        return out
+
+
+def _outcome(fut: Any) -> dict:
+    """What a finished future brought back, as :func:`_call`'s plain dict."""
+    try:
+        return fut.result()
+    except CancelledError as exc:  # by Dask: data or scheduler lost
+        reason = getattr(exc, "reason", "no reason given")
+        return {"error": _CANCELLED.get(reason, f"Dask cancelled it ({reason}); run it again"),
+                "exit_code": EXIT_BUG}
+    except Exception as exc:  # noqa: BLE001 - an unpicklable result...
+        return {"error": one_line(exc), "exit_code": EXIT_BUG, "traceback": tb.format_exc()}
 
 
 def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | None = None,
@@ -196,10 +259,9 @@ def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | No
     ``tcp://host:port`` of a running scheduler, or a ``distributed.Client`` (the batch
     subscribes it to the :data:`STARTED` events). A cluster without a worker is an
     :class:`InputError` saying how to start one. A task that started on a worker which is
-    then lost fails (Dask would run it again elsewhere: it may be what killed the worker);
-    one only queued there runs elsewhere. ``on_result`` is called in the calling thread as
-    each task completes (progress). ``processes=False`` runs the LocalCluster's workers as
-    threads of this process.
+    then lost fails; one only queued there runs elsewhere. ``on_result`` is called in the
+    calling thread as each task completes (progress). ``processes=False`` runs the
+    LocalCluster's workers as threads of this process.
     """
     tasks = list(tasks)
     if not tasks:
@@ -216,7 +278,7 @@ def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | No
     batch = uuid.uuid4().hex
     with client_for(scheduler, workers, processes=processes) as client:
         require_worker(client)
-        wake = threading.Event()
+        wake = threading.Event()  # a task finished, or one started somewhere
         started: queue.SimpleQueue = queue.SimpleQueue()
 
         def on_started(event) -> None:  # in Dask's event loop: hand over, never block it
@@ -230,41 +292,17 @@ def run_batch(tasks: Iterable[Task], *, scheduler: Any = None, workers: int | No
             pending, _shared = _submit(client, tasks, batch)
             for fut in pending:
                 fut.add_done_callback(lambda _f: wake.set())
-            by_key = {fut.key: fut for fut in pending}
-            ran_on: dict[str, list[str]] = {}
-            looked, alone_since = 0.0, None
+            watch = _Watch(client)
             while pending:
                 wake.wait(POLL)
                 wake.clear()
                 while not started.empty():
-                    key, worker = started.get()
-                    ran_on.setdefault(key, []).append(worker)
+                    watch.started(*started.get())
                 for fut in sorted((f for f in pending if f.done()), key=pending.get):
-                    index = pending.pop(fut)
-                    try:
-                        out = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - an unpicklable result, a cancellation...
-                        out = {"error": one_line(exc), "exit_code": EXIT_BUG, "traceback": tb.format_exc()}
-                    finish(index, out)
-                now = time.monotonic()
-                if not pending or now - looked < POLL:
-                    continue
-                looked = now
-                alive = set(client.nthreads())
-                for key, where in ran_on.items():  # started on a worker now gone, or started twice
-                    fut = by_key[key]
-                    if fut in pending and (len(where) > 1 or where[0] not in alive):
-                        fut.cancel()
-                        finish(pending.pop(fut), _lost(where[0]))
-                alone_since = None if alive else (alone_since or now)
-                if alone_since is not None and now - alone_since >= WORKER_WAIT:
-                    address = client.scheduler.address
-                    client.cancel(list(pending))
-                    for fut in sorted(pending, key=pending.get):
-                        finish(pending[fut], {"error": f"no Dask worker left to run it (none for "
-                                                       f"{WORKER_WAIT:g} s); {_no_worker_fix(address)}",
-                                              "exit_code": EXIT_BUG})
-                    pending.clear()
+                    finish(pending.pop(fut), _outcome(fut))
+                for fut, out in sorted(watch.failed(pending), key=lambda fo: pending[fo[0]]):
+                    fut.cancel()  # or the scheduler runs it again
+                    finish(pending.pop(fut), out)
         finally:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(STARTED)

@@ -91,10 +91,12 @@ def dask_workers(address: str, tmp_path: Path, n: int):
                 time.sleep(0.1)
 
 
-def kill_when_busy(address: str, worker: str, proc: subprocess.Popen, seen: dict, after: float = 0.0):
+def kill_when_busy(address: str, worker: str | dict, proc: subprocess.Popen | None, seen: dict,
+                   after: float = 0.0):
     """Start a thread that SIGKILLs ``proc`` (the worker at ``worker``) ``after`` seconds after
     a batch task started on it (the batch's own "started" event); ``seen["keys"]`` gets the
-    keys that started there."""
+    keys that started there. ``worker`` may be {address: process}: then the one killed is the
+    first to start a task while holding the batch's shared instance (``seen["worker"]``)."""
     import queue
 
     from distributed import Client
@@ -102,6 +104,7 @@ def kill_when_busy(address: str, worker: str, proc: subprocess.Popen, seen: dict
     events = queue.SimpleQueue()
 
     def watch():
+        nonlocal worker, proc
         with Client(address, timeout="20s") as c:
             c.subscribe_topic(batch.STARTED, events.put)
             deadline = time.monotonic() + START
@@ -111,6 +114,12 @@ def kill_when_busy(address: str, worker: str, proc: subprocess.Popen, seen: dict
                     _, msg = events.get(timeout=0.05)
                 except queue.Empty:
                     continue
+                if isinstance(worker, dict):
+                    holders = {w for k, ws in c.who_has().items() if str(k).startswith("Instance-") for w in ws}
+                    if msg["worker"] not in holders:
+                        continue
+                    worker, proc = msg["worker"], worker[msg["worker"]]
+                    seen["worker"] = worker
                 if msg["worker"] == worker:
                     keys.append(msg["key"])
                     time.sleep(after)
@@ -183,16 +192,17 @@ def test_a_worker_killed_mid_batch_fails_its_tasks_and_keeps_the_others(schedule
 
 
 def test_a_worker_killed_mid_frontier_gives_failed_rows(scheduler, tmp_path):
-    """The frontier keeps the budgets solved elsewhere and marks the lost worker's ``failed``."""
+    """The frontier keeps the budgets solved elsewhere and marks the lost worker's ``failed``,
+    even when that worker held the instance all tasks share (Dask computes it again)."""
     budgets = parse_budgets("0:120000:13")
     address = scheduler
     with dask_workers(address, tmp_path, 2) as workers:
-        (w0, p0), _ = workers.items()
         seen = {}
-        killer = kill_when_busy(address, w0, p0, seen)
+        killer = kill_when_busy(address, workers, None, seen)
         df = run_frontier(TINY, budgets, SolveOptions(model="coverage", time_limit=20), scheduler=address)
         killer.join(timeout=5)
     assert "keys" in seen, "the worker was not killed"
+    w0 = seen["worker"]
     failed = df[df["status"] == "failed"]
     assert len(seen["keys"]) == 1 and len(failed) == 1, df[["budget", "status", "note"]]
     assert failed["note"].str.contains(f"the Dask worker {w0} .*was lost", regex=True).all()
