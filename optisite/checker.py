@@ -923,23 +923,12 @@ def _float(text) -> float | None:
 
 
 def _read(folder: Path) -> Solution:
-    """``read_solution``, with what pandas cannot parse turned into one located line."""
+    """``read_solution``; what pandas still cannot parse becomes one line (exit 2)."""
     try:
         return read_solution(folder)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        names = [n for n in ("sites.csv", "schedule.csv", "practices.csv", "assignment.csv", "zones.csv")
-                 if (Path(folder) / n).is_file()]
-        bad = next((n for n in names if not _parses(Path(folder) / n)), None)
-        raise _malformed(f"cannot be read as a table ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
-                         file=str(Path(folder) / bad) if bad else str(folder)) from None
-
-
-def _parses(path: Path) -> bool:
-    try:
-        pd.read_csv(path, dtype=str, keep_default_na=False, nrows=None)
-        return True
-    except Exception:  # noqa: BLE001 - only used to name the unreadable file
-        return False
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise _malformed(f"a table cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+                         file=str(folder)) from None
 
 
 def check_folder(folder: str | Path, instance: Instance) -> CheckReport:
