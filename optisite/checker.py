@@ -335,6 +335,8 @@ def well_formed(sol: Solution) -> Solution:
     _result(sol.summary)
     typed = {name: _typed(getattr(sol, name), f"{name}.csv")
              for name in ("sites", "schedule", "practices", "assignment", "zones")}
+    if typed["zones"].empty:
+        raise _malformed("has no zone (one row per zone of the instance)", file="zones.csv")
     return Solution(summary=sol.summary, zone_geometry=sol.zone_geometry, extra=dict(sol.extra), **typed)
 
 
