@@ -328,16 +328,27 @@ def _max_served(pairs: pd.DataFrame, gain: pd.Series, demand: pd.Series, capacit
 # The check
 # -------------------------------------------------------------------------------------
 
+def well_formed(sol: Solution) -> Solution:
+    """``sol`` with typed tables (ids as text, numbers as floats) once its summary and tables
+    have the shapes of models/outputs.md; InputError (exit 2, one line) otherwise. For any
+    reader of a folder (the report too) that must refuse a malformed one cleanly."""
+    _summary_shape(sol.summary)
+    _result(sol.summary)
+    typed = {name: _typed(getattr(sol, name), f"{name}.csv")
+             for name in ("sites", "schedule", "practices", "assignment", "zones")}
+    if typed["zones"].empty:
+        raise _malformed("has no zone (one row per zone of the instance)", file="zones.csv")
+    return Solution(summary=sol.summary, zone_geometry=sol.zone_geometry, extra=dict(sol.extra), **typed)
+
+
 def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: bool = False) -> CheckReport:
     """Check ``sol`` against ``instance``; return the report (or raise CheckError).
 
     A summary or table of the wrong shape raises InputError (a malformed folder)."""
+    sol = well_formed(sol)
     S = sol.summary
-    _summary_shape(S)
     R = _result(S)
-    tables = {name: _typed(frame, name) for name, frame in (
-        ("sites.csv", sol.sites), ("schedule.csv", sol.schedule), ("practices.csv", sol.practices),
-        ("assignment.csv", sol.assignment), ("zones.csv", sol.zones))}
+    tables = {f"{name}.csv": getattr(sol, name) for name in ("sites", "schedule", "practices", "assignment", "zones")}
     v: list[str] = []
     rec = _Checker(instance, S, R, tables, v).run()
     v[:] = [_one_line(x) for x in v]
@@ -600,8 +611,9 @@ class _Checker:
             if out.any():
                 v.append(f"zones.csv {col} of '{out.index[out][0]}' is {z[col][out].iloc[0]:g}, outside 0..1")
         for when in ("before", "after"):
+            # The shares are written to ten digits: allow that rounding times the population.
             self.differ(f"zones.csv uncovered_{when}", ids, z[f"uncovered_{when}"],
-                        pop * (1 - z[f"covered_{when}"]), rtol=1e-8, atol=1e-5)
+                        pop * (1 - z[f"covered_{when}"]), rtol=1e-8, atol=1e-5 + 1e-9 * pop.to_numpy())
         practices = pd.DataFrame({"source_id": pr.index.to_numpy(), "zone_id": pr["zone_id"].to_numpy()})
         opened = pd.DataFrame({"source_id": self.s.index.to_numpy(),
                                "zone_id": sites_in.loc[self.s.index, "zone_id"].to_numpy()})
@@ -805,7 +817,7 @@ class _Checker:
                 and obj > first_obj + REL * max(1.0, abs(first_obj)):
             v.append(f"solution.json objective {obj} is above stage 1's {first_obj}")
         warnings = " ".join(S.get("warnings", []))
-        if self.instance.supply_source == "illustrative" and "ILLUSTRATIVE" not in warnings:
+        if self.instance.supply_source == "illustrative" and "illustrative" not in warnings.lower():
             v.append("solution.json warnings do not say that the instance's GP supply is illustrative")
         if status == "interrupted" and "interrupted" not in warnings:
             v.append("solution.json warnings do not say that the solve was interrupted")
@@ -923,23 +935,12 @@ def _float(text) -> float | None:
 
 
 def _read(folder: Path) -> Solution:
-    """``read_solution``, with what pandas cannot parse turned into one located line."""
+    """``read_solution``; what pandas still cannot parse becomes one line (exit 2)."""
     try:
         return read_solution(folder)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        names = [n for n in ("sites.csv", "schedule.csv", "practices.csv", "assignment.csv", "zones.csv")
-                 if (Path(folder) / n).is_file()]
-        bad = next((n for n in names if not _parses(Path(folder) / n)), None)
-        raise _malformed(f"cannot be read as a table ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
-                         file=str(Path(folder) / bad) if bad else str(folder)) from None
-
-
-def _parses(path: Path) -> bool:
-    try:
-        pd.read_csv(path, dtype=str, keep_default_na=False, nrows=None)
-        return True
-    except Exception:  # noqa: BLE001 - only used to name the unreadable file
-        return False
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise _malformed(f"a table cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+                         file=str(folder)) from None
 
 
 def check_folder(folder: str | Path, instance: Instance) -> CheckReport:

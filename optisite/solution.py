@@ -315,6 +315,9 @@ def read_solution(folder: str | Path) -> Solution:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"solution.json is not valid JSON ({exc})", file=str(path)) from None
+    if not isinstance(summary, dict):
+        raise InputError(f"holds a JSON {type(summary).__name__}, not an object", file=str(path),
+                         fix="give a folder written by 'optisite solve'")
     ids = {c: str for c in ("site_id", "zone_id", "practice_id", "practice_zone_id", "site_zone_id",
                             "source_id", "main_source_after", "name", "kind", "source_kind")}
 
@@ -322,7 +325,11 @@ def read_solution(folder: str | Path) -> Solution:
         f = folder / name
         if not f.is_file():
             raise InputError(f"missing table {name}", file=str(folder), fix="re-run 'optisite solve'")
-        df = pd.read_csv(f, dtype=ids, keep_default_na=False, na_values=[""])
+        try:
+            df = pd.read_csv(f, dtype=ids, keep_default_na=False, na_values=[""])
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot be read as a table ({type(exc).__name__})", file=str(f),
+                             fix="re-run 'optisite solve'") from None
         missing = [c for c in columns if c not in df.columns]
         if missing:
             raise InputError("required column is missing", file=str(f), column=missing[0])

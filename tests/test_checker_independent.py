@@ -123,3 +123,30 @@ def test_no_model_name_is_compared_outside_the_legacy_fallback():
     readers = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
                and any(isinstance(n, ast.Constant) and n.value == "model" for n in ast.walk(node))}
     assert readers <= {"_legacy_result", "_summary_shape", "_result", "check_objective_and_status"}, readers
+
+
+def test_well_formed_types_the_tables_and_refuses_a_malformed_folder(tmp_path):
+    """The shape validation the checker runs first, usable by any reader of a folder."""
+    import json
+    import shutil
+
+    from optisite.errors import InputError
+    from optisite.solution import read_solution
+    from optisite.solve import SolveOptions, solve
+
+    inst = load_instance(INSTANCES / "tiny")
+    out = solve(inst, SolveOptions(model="staffing", time_limit=10, threads=1)).write(tmp_path / "plan")
+    sol = checker.well_formed(read_solution(out))
+    assert sol.zones["population"].dtype == float and sol.zones["zone_id"].map(type).eq(str).all()
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    text = (bad / "schedule.csv").read_text().splitlines()
+    (bad / "schedule.csv").write_text("\n".join([text[0], text[1].replace(",2,", ",abc,", 1)] + text[2:]) + "\n")
+    with pytest.raises(InputError, match=r"schedule.csv, row 2, column 'days_per_week': 'abc' is not a number"):
+        checker.well_formed(read_solution(bad))
+    shutil.copy(out / "schedule.csv", bad / "schedule.csv")
+    S = json.loads((bad / "solution.json").read_text())
+    S["result"] = {"access": "flows"}
+    (bad / "solution.json").write_text(json.dumps(S))
+    with pytest.raises(InputError, match="'result' lacks 'objective'"):
+        checker.well_formed(read_solution(bad))
