@@ -1,6 +1,6 @@
 """Solve one instance with one model, under one deadline:
 prepare -> build -> status quo -> start -> HiGHS stages -> decisions -> polish ->
-tables -> APL -> summary -> checker.
+bound -> tables -> APL -> summary -> checker.
 
 ``solve(instance, SolveOptions(...))`` is what the CLI, the frontier, the benchmarks
 and a notebook call; it returns a :class:`~optisite.solution.Solution` whose tables
