@@ -1,6 +1,6 @@
 """Solve one instance with one model, under one deadline:
 prepare -> build -> status quo -> start -> HiGHS stages -> decisions -> polish ->
-tables -> APL -> summary -> checker.
+bound -> tables -> APL -> summary -> checker.
 
 ``solve(instance, SolveOptions(...))`` is what the CLI, the frontier, the benchmarks
 and a notebook call; it returns a :class:`~optisite.solution.Solution` whose tables
@@ -10,6 +10,7 @@ the model object (``optisite/models/base.py``): nothing here knows a model's nam
 
 from __future__ import annotations
 
+import math
 import platform
 import shlex
 import sys
@@ -103,8 +104,11 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     start_stages = model.start(ctx, data, m)
     ctx.say("solving with HiGHS")
     highs_options, highs_warning = model.highs_options(m)
+    # A model with a bound hook may keep a declared share of the time for it.
+    left = deadline.left()
+    cap = left * (1.0 - model.bound_share) if left is not None and model.bound_share > 0 else None
     stages = ctx.solver.lexicographic(m, model.objectives(m), warm_start=bool(start_stages),
-                                      highs_options=highs_options)
+                                      highs_options=highs_options, time_limit=cap)
     first = stages[0]
     if first.status == "infeasible":
         raise InfeasibleError(
@@ -122,8 +126,9 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     else:
         dec, what = _fallback(model, ctx, data)
         warnings.append(f"no feasible plan was found before the time limit: the plan is {what}")
+    bound, bound_method = _bound(model, ctx, data, m, stages)
     tables, apl_info = _tables(instance, model, ctx, dec)
-    objective, gap = first.objective, first.gap
+    objective, gap = first.objective, relative_gap(first.objective, bound)
     if first.has_solution and model.result.objective != "cost_total":
         after = plan_objective(model.result, instance, tables, apl_info)
         before = plan_objective(model.result, instance, tables, apl_info, before=True)
@@ -141,7 +146,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         warnings.append("budget 0: the plan evaluates the existing supply only")
 
     status = first.status
-    stopped = [s for s in stages if s.status == "interrupted"]
+    stopped = [s for s in stages + ctx.extra_stages if s.status == "interrupted"]
     if stopped:  # SIGINT/SIGTERM: the best plan found so far, said so
         status = "interrupted"
         warnings.append(f"the solve was interrupted ({stopped[0].extra.get('signal', 'signal')}) during stage "
@@ -149,11 +154,11 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     if objective is None or not first.has_solution:
         # The plan is the status quo: its value is what the tables say (the checker recomputes it).
         objective = plan_objective(model.result, instance, tables, apl_info)
-        gap = relative_gap(objective, first.bound)
+        gap = relative_gap(objective, bound)
     summary = Summary(
-        model=model.name, status=status, objective=objective, bound=first.bound, gap=gap,
+        model=model.name, status=status, objective=objective, bound=bound, gap=gap,
         objective_unit=model.objective_unit, result=model.result.to_dict(),
-        bound_method="HiGHS branch and bound (dual bound of the first stage)",
+        bound_method=bound_method,
         **headline(instance, tables),
         parameters=instance.parameters.to_dict(), options=options.to_dict(),
         instance={"name": instance.name, "fingerprint": instance.fingerprint,
@@ -171,7 +176,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     fin = model.finish(ctx, data, tables, summary)
     if fin.objective is not None:
         summary.objective = fin.objective
-        summary.gap = relative_gap(fin.objective, first.bound)
+        summary.gap = relative_gap(fin.objective, summary.bound)
     summary.warnings.extend(fin.warnings + ctx.warnings)
     sol = Solution(summary=summary, zone_geometry=instance.geometry, instance=instance, **tables)
     if check:
@@ -183,6 +188,36 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         timings["check"] = time.perf_counter() - t1
     timings["total"] = deadline.elapsed()
     return sol
+
+
+HIGHS_BOUND = "HiGHS branch and bound (dual bound of the first stage)"
+
+
+def _bound(model: Model, ctx: Context, data, m, stages: list[StageResult]) -> tuple[float | None, str]:
+    """The best valid bound on the first objective and the method that proved it: HiGHS's
+    dual bound of stage 1, or the model's :meth:`~optisite.models.base.Model.bound` hook
+    when stage 1 stopped before optimality, time is left, and the hook proves more.
+
+    When the hook wins, stage 1's entry carries the best bound (its HiGHS figure moves to
+    ``extra.highs_bound``), since the checker reads the bound from stage 1."""
+    first = stages[0]
+    if first.status in ("optimal", "interrupted", "infeasible", "error") \
+            or any(s.status == "interrupted" for s in stages) or ctx.deadline.expired(0.0):
+        return first.bound, HIGHS_BOUND
+    got = model.bound(ctx, data, m, stages)
+    if got is None or got[0] is None or not math.isfinite(got[0]):
+        return first.bound, HIGHS_BOUND
+    value, method = got
+    if first.bound is not None and value <= first.bound:
+        return first.bound, HIGHS_BOUND
+    if first.objective is not None and value > first.objective:
+        # A valid bound cannot exceed a plan's value: only round-off can put it there.
+        value = first.objective
+    first.extra["highs_bound"] = first.bound
+    first.extra["bound_method"] = method
+    first.bound = value
+    first.gap = relative_gap(first.objective, value)
+    return value, method
 
 
 def _fallback(model: Model, ctx: Context, data) -> tuple[Decisions, str]:

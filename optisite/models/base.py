@@ -185,6 +185,18 @@ class Model:
         """The solved model's plan as plain tables."""
         raise NotImplementedError
 
+    #: Share of the time left after the start that the pipeline keeps for :meth:`bound`
+    #: (the main stages are capped at the rest). 0: the hook only gets what the stages leave.
+    bound_share: ClassVar[float] = 0.0
+
+    def bound(self, ctx: Context, data: Any, m, stages: list) -> tuple[float, str] | None:
+        """A lower bound on the first objective proved another way than HiGHS's search on
+        the model as built, and the method's name; ``None`` when there is none. Called
+        when the first stage stopped before proving optimality and time is left; ``m``
+        holds the plan (restore it if the hook solves on it); StageResults go to
+        ``ctx.extra_stages``. The value must be valid: never above the true optimum."""
+        return None
+
     def polish(self, ctx: Context, data: Any, decisions: Decisions) -> Decisions:
         """Post-solve stages on the plan (for example the demand flows for fixed staffing)."""
         return decisions

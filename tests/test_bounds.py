@@ -1,0 +1,119 @@
+"""Bound methods (issue 18 item 4): every bound a model's ``bound`` hook proves is valid
+(never above the optimum found by enumeration), and the pipeline reports the best one
+with the method that proved it."""
+
+from __future__ import annotations
+
+import pytest
+import pyomo.environ as pyo
+
+from optisite import load_instance
+from optisite import pipeline
+from optisite.models.base import Model
+from optisite.models.staffing import RELAXATION_METHOD, relaxation_bound
+from optisite.pipeline import HIGHS_BOUND, SolveOptions, solve
+from optisite.solver import StageResult, StageSolver
+
+from test_models import brute_force_staffing, small_staffing_instance
+
+CASES = [(0, 40000), (1, 60000), (2, 90000), (3, 150000), (4, 250000), (5, 120000)]
+
+
+@pytest.mark.parametrize("seed,budget", CASES)
+def test_relaxation_bound_is_below_the_enumerated_optimum(seed, budget):
+    inst = small_staffing_instance(seed, budget)
+    unc, _cost = brute_force_staffing(inst)
+    built = pipeline.build(inst, SolveOptions(model="staffing", time_limit=60, gap=0, threads=1))
+    m = built.pyomo
+    stage = relaxation_bound(built.context, m)
+    assert stage.status == "optimal"
+    assert stage.bound <= unc + 1e-6 * max(1.0, unc)
+    # It is a relaxation: its optimum is at most the model's, and at least the LP's.
+    lp = pipeline.build(inst, SolveOptions(model="staffing")).pyomo
+    for var in (lp.d, lp.f, lp.y, lp.o):
+        for v in var.values():
+            v.domain = pyo.Reals
+    lp_stage = StageSolver(SolveOptions(lexicographic=False), built.context.deadline).minimise(
+        lp, built.model.objectives(lp)[0])
+    assert lp_stage.objective <= stage.bound + 1e-6 * max(1.0, unc)
+    # The model is left as built: integer days and FTE.
+    assert all(v.domain is pyo.NonNegativeIntegers for v in list(m.d.values()) + list(m.f.values()))
+
+
+@pytest.mark.parametrize("seed,budget", CASES[:3])
+def test_highs_bound_is_exact_when_optimal(seed, budget):
+    """The reference method: HiGHS's bound of an optimal stage 1 (gap 0) is the optimum."""
+    inst = small_staffing_instance(seed, budget)
+    unc, _cost = brute_force_staffing(inst)
+    sol = solve(inst, SolveOptions(model="staffing", time_limit=60, gap=0, threads=1))
+    assert sol.summary["bound_method"] == HIGHS_BOUND
+    assert sol.summary["bound"] == pytest.approx(unc, rel=1e-6, abs=1e-4)
+
+
+class _Hook(Model):
+    def __init__(self, value):
+        self.value, self.calls = value, 0
+
+    def bound(self, ctx, data, m, stages):
+        self.calls += 1
+        return None if self.value is None else (self.value, "test method")
+
+
+def _stages(status="time_limit", objective=100.0, bound=80.0):
+    return [StageResult(name="uncovered", status=status, objective=objective, bound=bound, gap=0.2,
+                        has_solution=True)]
+
+
+def _ctx():
+    return pipeline.build(load_instance("instances/tiny"), SolveOptions(time_limit=60)).context
+
+
+@pytest.mark.parametrize("value,want,method", [
+    (90.0, 90.0, "test method"),  # tighter: kept, and named
+    (70.0, 80.0, HIGHS_BOUND),  # weaker: HiGHS's stays
+    (None, 80.0, HIGHS_BOUND),  # no bound
+    (100.0 + 1e-9, 100.0, "test method"),  # round-off above the plan: at most the plan's value
+])
+def test_pipeline_keeps_the_best_bound_and_names_its_method(value, want, method):
+    stages = _stages()
+    hook = _Hook(value)
+    got = pipeline._bound(hook, _ctx(), None, None, stages)
+    assert got == (pytest.approx(want), method)
+    assert stages[0].bound == pytest.approx(want)  # the checker reads the bound from stage 1
+    if method != HIGHS_BOUND:
+        assert stages[0].extra == {"highs_bound": 80.0, "bound_method": "test method"}
+        assert stages[0].gap == pytest.approx((100.0 - want) / 100.0)
+
+
+@pytest.mark.parametrize("status", ["optimal", "interrupted"])
+def test_hook_is_not_called_when_stage_one_is_optimal_or_interrupted(status):
+    hook = _Hook(90.0)
+    assert pipeline._bound(hook, _ctx(), None, None, _stages(status=status)) == (80.0, HIGHS_BOUND)
+    assert hook.calls == 0
+
+
+def test_solve_reports_the_relaxation_bound_and_the_checker_accepts_it(monkeypatch, tmp_path):
+    """End to end on tiny: stage 1 is made to look stopped with a weaker (still valid) bound,
+    so the staffing hook runs for real; solution.json, the checker and the report agree."""
+    real = StageSolver.lexicographic
+
+    def stopped_early(self, m, objectives, **kw):
+        stages = real(self, m, objectives, **kw)
+        if objectives[0].name == "uncovered" and len(objectives) > 1:
+            first = stages[0]
+            first.status, first.bound = "time_limit", first.bound * 0.5
+        return stages
+
+    monkeypatch.setattr(StageSolver, "lexicographic", stopped_early)
+    inst = load_instance("instances/tiny")
+    sol = solve(inst, SolveOptions(model="staffing", time_limit=60, threads=1))
+    S = sol.summary
+    first = S["solver"]["stages"][0]
+    assert S["bound_method"] == RELAXATION_METHOD
+    assert first["extra"]["highs_bound"] < S["bound"] <= S["objective"] + 1e-6
+    assert S["bound"] == first["bound"]
+    assert any(s["name"].startswith("bound:") for s in S["solver"]["stages"])
+    assert S["check"]["ok"], S["check"]["violations"]
+    out = sol.write(tmp_path / "out")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "How the bound was proven: relaxation" in html
