@@ -298,7 +298,10 @@ def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_
 @click.option("--force", is_flag=True, help="Replace optisite's files in an existing output folder.")
 @click.option("--quiet", is_flag=True, help="No progress messages.")
 @click.option("--verbose", is_flag=True, help="Show the HiGHS log.")
-def solve(instance, out, force, quiet, verbose, **kw):
+@click.option("--csv", "csv_format", type=click.Choice(["plain", "excel-fr"]), default="plain", show_default=True,
+              help="CSV format: plain (',' and '.') or excel-fr (';', decimal comma, UTF-8 BOM, for a French Excel).")
+@click.option("--xlsx", is_flag=True, help="Also write outputs.xlsx, every table in one workbook, rounded for reading.")
+def solve(instance, out, force, quiet, verbose, csv_format, xlsx, **kw):
     """Solve INSTANCE and write solution.json, tables and report.html to --out."""
     from .errors import CheckError
     from .outfolder import check_writable, signals_deferred
@@ -313,7 +316,7 @@ def solve(instance, out, force, quiet, verbose, **kw):
     sol = run_solve(inst, options, progress=say, watch=display.watch)
     with signals_deferred():  # a Ctrl-C from here on stops the run once the plan is written
         say("writing report.html and the tables")
-        sol.write(out, force=force)
+        sol.write(out, force=force, csv=csv_format, xlsx=xlsx)
     S = sol.summary
     def num(v, fmt=",.1f"):
         return "none" if v is None else format(v, fmt)

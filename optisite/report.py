@@ -100,7 +100,7 @@ def environment():
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=fmt_num, pct=fmt_pct, eur=fmt_eur, sci=fmt_sci, dv=data_value)
+    env.filters.update(num=fmt_num, pct=fmt_pct, eur=fmt_eur, sci=fmt_sci, dv=data_value, num_any=_shown)
     return env
 
 
@@ -142,6 +142,7 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
 
     z = sol.zones.copy()
     z["zone_id"] = z["zone_id"].astype(str)
+    moves = access_changes(z)
     pts = _zone_points(instance).reindex(z["zone_id"])
     poly = _polygons(instance, z["zone_id"])
     lat0 = float(np.nanmean(pts["lat"])) if len(pts) else 46.0
@@ -186,6 +187,9 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
                 if len(k):
                     ax.scatter(k["lon"], k["lat"], marker=marker, s=90, c=color, edgecolors="white",
                                linewidths=0.8, zorder=5)
+        if col == "covered_after":
+            _mark_changes(ax, z, pts, poly, moves)
+        _label_towns(ax, z, pts)
         ax.set_title(title, fontsize=11)
         ax.set_aspect(aspect)
         ax.set_xticks([])
@@ -209,13 +213,21 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
         ax.set_ylim(ylo, yhi)
         ax.set_xlabel("")
         ax.set_ylabel("")
+        _scale_bar(ax, xlo, xhi, ylo, yhi, lat0)
     handles = [
         Line2D([], [], marker="o", linestyle="", color="#111111", markersize=5, label="existing practice"),
         Line2D([], [], marker="^", linestyle="", color="#1f4e9c", markersize=9, label="cabinet secondaire opened"),
         Line2D([], [], marker="s", linestyle="", color="#7b2d8e", markersize=8, label="centre de santé opened"),
         Line2D([], [], color="#1f4e9c", linewidth=1.2, label="practice staffing a cabinet"),
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=9)
+    if moves["lost_communes"]:
+        handles.append(Line2D([], [], marker="X", linestyle="", color="#b3261e", markeredgecolor="white",
+                              markersize=9, label=f"loses access ({moves['lost_communes']})"))
+    if moves["gained_communes"]:
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", color="#0a5c2b",
+                              markeredgewidth=1.6, markersize=8,
+                              label=f"gains access ({moves['gained_communes']})"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=9)
     cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), orientation="vertical",
                         fraction=0.025, pad=0.02)
     minutes = S.get("parameters", {}).get("coverage_minutes")
@@ -223,6 +235,59 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
     return buf.getvalue()
+
+
+TOWN_LABELS = 6  # the largest communes by population get their name on the map
+
+
+def _mark_changes(ax, z: pd.DataFrame, pts: pd.DataFrame, poly, moves: dict) -> None:
+    """On the 'after' panel: a red cross on each commune that loses access (with its outline
+    when polygons exist), a green ring on each commune that gains access."""
+    lost = z["zone_id"].isin(moves["lost_ids"]).to_numpy()
+    gained = z["zone_id"].isin(moves["gained_ids"]).to_numpy()
+    if poly is not None and lost.any():
+        import geopandas as gpd
+
+        g = gpd.GeoSeries(poly.to_numpy()[lost], crs="EPSG:4326").dropna()
+        if len(g):
+            g.plot(ax=ax, facecolor="none", edgecolor="#b3261e", linewidth=1.4, zorder=6)
+    if gained.any():
+        ax.scatter(pts["lon"].to_numpy()[gained], pts["lat"].to_numpy()[gained], s=46, facecolors="none",
+                   edgecolors="#0a5c2b", linewidths=1.4, zorder=6)
+    if lost.any():
+        ax.scatter(pts["lon"].to_numpy()[lost], pts["lat"].to_numpy()[lost], s=70, marker="X", c="#b3261e",
+                   edgecolors="white", linewidths=0.7, zorder=7)
+
+
+def _label_towns(ax, z: pd.DataFrame, pts: pd.DataFrame) -> None:
+    """Names of the largest communes by population, so the map has a sense of place."""
+    import matplotlib.patheffects as pe
+
+    top = z.assign(_p=z["population"].astype(float)).sort_values(["_p", "zone_id"], ascending=[False, True])
+    span = max(float(np.nanmax(pts["lat"]) - np.nanmin(pts["lat"])), 1e-3) if len(pts) else 1.0
+    placed: list[tuple[float, float]] = []
+    for _, r in top.head(3 * TOWN_LABELS).iterrows():
+        x, y = pts.loc[r["zone_id"], "lon"], pts.loc[r["zone_id"], "lat"]
+        if len(placed) >= TOWN_LABELS or not (_finite(x) and _finite(y)):
+            continue
+        if any(abs(y - py) < 0.06 * span and abs(x - px) < 0.25 * span for px, py in placed):
+            continue  # a larger neighbour's label is already there: no overprint
+        placed.append((x, y))
+        ax.annotate(str(r["name"]), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8.5,
+                    fontweight="bold", color="#1d2430", zorder=8,
+                    path_effects=[pe.withStroke(linewidth=2.5, foreground="white")])
+
+
+def _scale_bar(ax, xlo, xhi, ylo, yhi, lat0: float) -> None:
+    """A scale bar of a round length (about a fifth of the panel width), bottom left."""
+    km_per_deg = 111.32 * max(math.cos(math.radians(lat0)), 0.1)
+    target = (xhi - xlo) * km_per_deg / 5
+    km = max((n for n in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500) if n <= max(target, 1)), default=1)
+    length = km / km_per_deg
+    x0, y0 = xlo + 0.04 * (xhi - xlo), ylo + 0.04 * (yhi - ylo)
+    ax.plot([x0, x0 + length], [y0, y0], color="#1d2430", linewidth=3, solid_capstyle="butt", zorder=9)
+    ax.text(x0 + length / 2, y0 + 0.012 * (yhi - ylo), f"{km} km", ha="center", va="bottom", fontsize=8.5,
+            color="#1d2430", zorder=9)
 
 
 def png_data_uri(png: bytes) -> str:
@@ -283,6 +348,7 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
 
     z = sol.zones.copy()
     worse = z[z["uncovered_after"].astype(float) > z["uncovered_before"].astype(float) + 0.5]
+    moves = access_changes(z)
     unc = z[z["uncovered_after"].astype(float) > 0.5].sort_values(
         ["uncovered_after", "zone_id"], ascending=[False, True])
     rest = unc.iloc[UNCOVERED_ROWS:]
@@ -325,6 +391,10 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
         "uncovered_count": int(len(unc)),
         "worse_count": int(len(worse)),
         "worse_population": float((worse["uncovered_after"] - worse["uncovered_before"]).sum()),
+        "moves": moves,
+        "status_words": STATUS_WORDS.get(S.get("status"), (str(S.get("status")), "")),
+        "gap_words": gap_words(S),
+        "params_shown": [dict(r, shown=_shown(r["value"])) for r in params],
         "uncovered_rest_count": int(len(rest)),
         "uncovered_rest_population": float(rest["uncovered_after"].sum()),
         "items": items,
@@ -344,6 +414,63 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
         "fingerprint_matches": inst.get("fingerprint") in (None, instance.fingerprint),
         "instance_fingerprint": instance.fingerprint,
     }
+
+
+STATUS_WORDS = {
+    "optimal": ("Optimal",
+                "the solver finished its search: no plan within the rules and the budget does better."),
+    "time_limit": ("Stopped at the time limit",
+                   "this is the best plan found before the time ran out; a better one may exist "
+                   "(the gap below says how much better at most). Raise --time-limit to search longer."),
+    "interrupted": ("Interrupted",
+                    "the run was stopped by the user (Ctrl-C or a signal); this is the best plan found "
+                    "so far and a better one may exist (the gap below says how much better at most)."),
+}
+
+
+def gap_words(S: dict) -> str:
+    """The proven gap as a sentence a planner reads (objective against the proven bound)."""
+    gap, obj, bound = S.get("gap"), S.get("objective"), S.get("bound")
+    unit = S.get("objective_unit") or ""
+    if not _finite(gap) or not _finite(bound):
+        return "No bound was proven: how far this plan is from the best possible is unknown."
+    if float(gap) <= 0:
+        return f"Proven optimal: the plan's objective ({fmt_num(obj)} {unit}) equals the proven bound."
+    return (f"Proven within {fmt_pct(gap, 2)} of the best possible: the plan's objective is {fmt_num(obj)} "
+            f"{unit}, and no plan can do better than {fmt_num(bound)}.")
+
+
+def access_changes(zones: pd.DataFrame, *, tolerance: float = 0.5) -> dict[str, Any]:
+    """Communes that gain and that lose access (inhabitants without access change by more than
+    ``tolerance``), with the inhabitants concerned; the largest losers first, by name."""
+    before = zones["uncovered_before"].astype(float)
+    after = zones["uncovered_after"].astype(float)
+    delta = before - after
+    gain, lose = zones[delta > tolerance], zones[delta < -tolerance]
+    lose_sorted = lose.assign(lost=-delta[delta < -tolerance]).sort_values(["lost", "zone_id"],
+                                                                          ascending=[False, True])
+    return {
+        "gained_communes": int(len(gain)),
+        "gained_population": float(delta[delta > tolerance].sum()),
+        "lost_communes": int(len(lose)),
+        "lost_population": float(-delta[delta < -tolerance].sum()),
+        "lost_top": [{"name": str(r.name_), "zone_id": str(r.zone_id), "lost": float(r.lost)}
+                     for r in lose_sorted.rename(columns={"name": "name_"}).head(5).itertuples()],
+        "gained_ids": set(gain["zone_id"].astype(str)),
+        "lost_ids": set(lose["zone_id"].astype(str)),
+    }
+
+
+def _shown(v) -> str:
+    """A parameter value as a person reads it: numbers grouped, integers without '.0'."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return str(v)
+    v = float(v)
+    if not math.isfinite(v):
+        return "–"
+    if v == int(v):
+        return fmt_num(v)
+    return f"{v:.4g}" if abs(v) < 1000 else fmt_num(v, 1)
 
 
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:

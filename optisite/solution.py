@@ -22,7 +22,7 @@ from .rules import capacities, site_cost
 from .instance import Instance
 
 SOLUTION_FILES = ("solution.json", "sites.csv", "sites.gpkg", "schedule.csv", "practices.csv",
-                  "assignment.csv", "zones.csv", "zones.gpkg", "report.html")
+                  "assignment.csv", "zones.csv", "zones.gpkg", "report.html", "outputs.xlsx")
 
 SITE_COLUMNS = ["site_id", "kind", "zone_id", "name", "lon", "lat", "days_per_week", "fte",
                 "capacity", "cost_fixed", "cost_staff", "cost_total"]
@@ -75,10 +75,12 @@ class Solution:
     def timings(self) -> dict[str, float]:
         return self.summary["timings"]
 
-    def write(self, out: str | Path, *, force: bool = False, report: bool = True) -> Path:
+    def write(self, out: str | Path, *, force: bool = False, report: bool = True, csv: str = "plain",
+              xlsx: bool = False) -> Path:
         """Write the folder atomically, with ``report.html`` when the instance is known
-        (``report=False`` to leave it out); an existing folder needs ``force``."""
-        return write_folder(self, Path(out), force=force, report=report)
+        (``report=False`` to leave it out); an existing folder needs ``force``. ``csv``:
+        ``plain`` or ``excel-fr``; ``xlsx``: also ``outputs.xlsx`` (see :mod:`optisite.exports`)."""
+        return write_folder(self, Path(out), force=force, report=report, csv=csv, xlsx=xlsx)
 
 
 # ---------------------------------------------------------------------------------
@@ -264,10 +266,15 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
 
 
-def write_folder(solution: Solution, out: Path, *, force: bool = False, report: bool = True) -> Path:
+def write_folder(solution: Solution, out: Path, *, force: bool = False, report: bool = True,
+                 csv: str = "plain", xlsx: bool = False) -> Path:
     """Write the solution folder atomically through :mod:`optisite.outfolder` (an existing
-    folder needs ``force`` and must be one optisite wrote; the user's files in it stay)."""
-    from . import outfolder
+    folder needs ``force`` and must be one optisite wrote; the user's files in it stay).
+    ``csv`` is the CSV dialect (``plain``, ``excel-fr``); ``xlsx`` adds ``outputs.xlsx``."""
+    from . import exports, outfolder
+
+    if csv not in exports.CSV_DIALECTS:
+        raise InputError(f"unknown CSV format '{csv}'", column="--csv", fix="use " + " or ".join(exports.CSV_DIALECTS))
 
     html = None
     if report and solution.instance is not None:
@@ -276,12 +283,13 @@ def write_folder(solution: Solution, out: Path, *, force: bool = False, report: 
         html = render_report(solution.instance, solution)
 
     def fill(tmp: Path) -> None:
-        _write_csv(solution.sites, tmp / "sites.csv")
-        _write_csv(solution.schedule, tmp / "schedule.csv")
-        _write_csv(solution.practices, tmp / "practices.csv")
-        _write_csv(solution.assignment, tmp / "assignment.csv")
-        _write_csv(solution.zones, tmp / "zones.csv")
-        _write_geo(solution, tmp)
+        tables = {"sites": solution.sites, "schedule": solution.schedule, "practices": solution.practices,
+                  "assignment": solution.assignment, "zones": solution.zones}
+        for name, frame in tables.items():
+            exports.write_csv(frame, tmp / f"{name}.csv", csv)
+        if xlsx:
+            exports.write_xlsx(tables, tmp / exports.XLSX)
+        exports.write_geopackages(solution, tmp)
         if html is not None:
             (tmp / "report.html").write_text(html, encoding="utf-8")
         summary = json.dumps(_clean(solution.summary), indent=2, sort_keys=True, default=_json_default,
@@ -291,21 +299,11 @@ def write_folder(solution: Solution, out: Path, *, force: bool = False, report: 
     return outfolder.write_folder(Path(out), fill, kind="solution", own=SOLUTION_FILES, force=force)
 
 
-def _write_geo(solution: Solution, folder: Path) -> None:
-    import geopandas as gpd
-
-    s = solution.sites
-    pts = gpd.GeoDataFrame(s.copy(), geometry=gpd.points_from_xy(s["lon"], s["lat"]), crs="EPSG:4326")
-    pts.to_file(folder / "sites.gpkg", layer="sites", driver="GPKG")
-    if solution.zone_geometry is not None:
-        z = solution.zones
-        geom = solution.zone_geometry.reindex(z["zone_id"]).to_numpy()
-        gpd.GeoDataFrame(z.copy(), geometry=geom, crs="EPSG:4326").to_file(
-            folder / "zones.gpkg", layer="zones", driver="GPKG")
-
-
 def read_solution(folder: str | Path) -> Solution:
-    """Read a solution folder written by ``write_folder`` (ids stay text)."""
+    """Read a solution folder written by ``write_folder`` (ids stay text; CSVs in either
+    dialect, ``plain`` or ``excel-fr``)."""
+    from .exports import csv_read_options
+
     folder = Path(folder)
     path = folder / "solution.json"
     if not path.is_file():
@@ -326,7 +324,7 @@ def read_solution(folder: str | Path) -> Solution:
         if not f.is_file():
             raise InputError(f"missing table {name}", file=str(folder), fix="re-run 'optisite solve'")
         try:
-            df = pd.read_csv(f, dtype=ids, keep_default_na=False, na_values=[""])
+            df = pd.read_csv(f, dtype=ids, keep_default_na=False, na_values=[""], **csv_read_options(f))
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot be read as a table ({type(exc).__name__})", file=str(f),
                              fix="re-run 'optisite solve'") from None

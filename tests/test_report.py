@@ -188,3 +188,86 @@ def test_tiny_report_draws_points_and_matches_summary(tiny_copy, tmp_path):
     assert "each zone is drawn as a point" in html
     assert "illustrative-warning" not in html
     assert 'id="schedule-table"' in html and 'id="apl-table"' in html
+
+
+def _visible_text_outside_details(html: str) -> str:
+    """The page's text a person reads before opening the collapsed provenance section."""
+    import re
+
+    html = re.sub(r"<details.*?</details>", "", html, flags=re.S)
+    html = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S)
+    return re.sub(r"<[^>]*>", " ", html)  # tags (with their data-value and title attributes) dropped
+
+
+def test_report_leads_with_status_gap_gains_losses_and_cost(shipped_solution):
+    """The headline (before the map) states the status, the gap, who gains and loses, the cost;
+    its numbers equal what zones.csv and solution.json say."""
+    import pandas as pd
+
+    html_file = shipped_solution / "report.html"
+    summary = json.loads((shipped_solution / "solution.json").read_text(encoding="utf-8"))
+    r = browse(html_file, "--dump-dom")
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    html = r.stdout.decode("utf-8")
+    dom = dom_values(html)
+    assert dom.values["status-words"] == summary["status"]
+    assert float(dom.values["gap-words"]) == summary["gap"]
+    z = pd.read_csv(shipped_solution / "zones.csv", dtype={"zone_id": str})
+    delta = z["uncovered_before"] - z["uncovered_after"]
+    assert int(dom.values["communes-gaining"]) == int((delta > 0.5).sum()) > 0
+    assert float(dom.values["inhabitants-gaining"]) == pytest.approx(float(delta[delta > 0.5].sum()), rel=1e-9)
+    assert int(dom.values["communes-losing"]) == int((delta < -0.5).sum())
+    assert float(dom.values["inhabitants-losing"]) == pytest.approx(float(-delta[delta < -0.5].sum()), abs=1e-6)
+    assert dom.values["cost-words"] == "true" and summary["result"]["budgeted"] is True
+    # the lead comes before the map and the tables
+    assert html.index('id="status-words"') < html.index('id="cost-words"') < html.index('id="map"')
+    words = {"optimal": "Optimal", "time_limit": "Stopped at the time limit", "interrupted": "Interrupted"}
+    assert words[summary["status"]] in html
+    # raw provenance is collapsed; every number read outside it is formatted (no '3799000.0')
+    import re
+
+    assert re.search(r"<details id=\"provenance-details\">", html) and "<details open" not in html
+    visible = _visible_text_outside_details(html)
+    raw = re.findall(r"(?<![\d\u202f.,])\d{4,}\.\d+", visible)
+    assert not raw, raw[:5]
+    assert "budget" in html[html.index("<details"):]  # the parameters are inside the details
+
+
+def test_report_names_communes_that_lose_access(tiny_copy):
+    """A commune whose inhabitants without access grow is counted, named and marked in the lead."""
+    from optisite.pipeline import solve
+    from optisite.solver import SolveOptions
+
+    inst = load_instance(tiny_copy)
+    sol = solve(inst, SolveOptions(model="staffing"))
+    z = sol.zones
+    served_before = z[z["covered_before"].astype(float) > 0.5]
+    i = int(served_before["population"].astype(float).idxmax())
+    z.loc[i, "covered_after"] = 0.0
+    z.loc[i, "uncovered_after"] = float(z.loc[i, "population"])
+    lost = float(z.loc[i, "uncovered_after"] - z.loc[i, "uncovered_before"])
+    assert lost > 0.5
+    html = render_report(inst, sol)
+    dom = dom_values(html)
+    assert int(dom.values["communes-losing"]) >= 1
+    assert float(dom.values["inhabitants-losing"]) >= lost - 1e-9
+    lead = html[html.index('id="lead"'):html.index('id="map"')]
+    assert str(z.loc[i, "name"]) in lead
+    assert "lose access" in lead
+
+
+def test_report_of_an_unbudgeted_model_says_the_budget_does_not_bind(tiny_copy):
+    """For a model whose result is not budgeted (lscp), the cost is the cost of full coverage."""
+    from optisite.models import get, names
+    from optisite.pipeline import solve
+    from optisite.solver import SolveOptions
+
+    unbudgeted = [n for n in names() if not get(n).result.budgeted]
+    assert unbudgeted, "no registered model declares budgeted = false"
+    inst = load_instance(tiny_copy)
+    sol = solve(inst, SolveOptions(model=unbudgeted[0]))
+    html = render_report(inst, sol)
+    dom = dom_values(html)
+    assert dom.values["cost-words"] == "false"
+    assert "The budget does not bind this model" in html
+    assert "Full coverage costs" in html
