@@ -241,6 +241,39 @@ def _density_class(density: float) -> tuple[str, float]:
 
 
 # ---------------------------------------------------------------------------------
+# The official DREES APL 2023
+# ---------------------------------------------------------------------------------
+
+def official_columns(zones, communes: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The DREES APL 2023 of each zone: ``apl_official``, ``apl_official_lt65``, ``population_standardised``.
+
+    Matched by INSEE code; a commune the DREES does not list (Paris, Lyon, Marseille,
+    communes nouvelles created after 2023) is rebuilt from its arrondissements or
+    communes déléguées (pop_std-weighted mean, see :func:`optisite.official.official_apl`);
+    the rest stay empty (NaN) and are listed in the notes.
+    """
+    from .official import official_apl
+
+    com = communes[communes["type"] == "COM"]
+    ids = dict(zip(com["code"], com["id"]))
+    kids = communes[communes["type"].isin(["COMD", "COMA", "ARM"])]
+    by_parent = kids.groupby("commune_parent_id")["code"].apply(list).to_dict()
+    parts = {code: by_parent.get(ids.get(code), []) for code in zones["zone_id"]}
+    table = official_apl(zones["zone_id"], parts={k: v for k, v in parts.items() if v})
+    out = pd.DataFrame({
+        "apl_official": table["apl_mg"].to_numpy(float),
+        "apl_official_lt65": table["apl_mg_lt65"].to_numpy(float),
+        "population_standardised": np.round(table["pop_std"].to_numpy(float), 3),
+    }, index=zones.index)
+    names = dict(zip(zones["zone_id"], zones["name"]))
+    notes = {
+        "from_parts": [f"{c} {names[c]}" for c in table.index[table["matched"] == "parts"]],
+        "absent": [f"{c} {names[c]}" for c in table.index[table["matched"] == "none"]],
+    }
+    return out, notes
+
+
+# ---------------------------------------------------------------------------------
 # Supply
 # ---------------------------------------------------------------------------------
 
@@ -432,6 +465,8 @@ def build_instance(departement: str, out: str | Path, *, practices: str | Path |
     codes = parse_departements(departement, names)
     communes = read_communes()
     zones, zone_notes = make_zones(communes, codes, simplify_tolerance=options.simplify_tolerance)
+    official, official_notes = official_columns(zones, communes)
+    zones = _with_columns(zones, official)
 
     if practices is not None:
         supply, supply_notes = user_practices(Path(practices), communes, zones)
@@ -453,9 +488,36 @@ def build_instance(departement: str, out: str | Path, *, practices: str | Path |
     command = command or _command(departement, out, practices, options)
     manifest = _manifest(name, codes, zones, sites, supply, supply_source, budget, options,
                          zone_notes, supply_notes, density, budget_notes, command)
+    manifest["provenance"]["official_apl"] = _official_provenance(zones, official_notes)
     practice_columns = [c for c in supply.columns if c != "catchment_population"]
     _write_atomically(out, force, zones, sites, supply[practice_columns], manifest)
     return out
+
+
+def _with_columns(zones, extra: pd.DataFrame):
+    """``zones`` with ``extra``'s columns inserted before the geometry (same row order)."""
+    out = zones.copy()
+    for col in extra.columns:
+        out[col] = extra[col].to_numpy()
+    geom = out.geometry.name
+    return out[[c for c in out.columns if c != geom] + [geom]]
+
+
+def _official_provenance(zones, notes: dict[str, Any]) -> dict[str, Any]:
+    from .official import APL_FILE, ATTRIBUTION
+
+    known = zones["apl_official"].notna()
+    return {
+        "attribution": ATTRIBUTION,
+        "source": "DREES workbook apl_generalistes.xlsx, sheet 'APL 2023' (data.drees, dataset "
+                  "530_l-accessibilite-potentielle-localisee-apl); see models/drees-apl.md",
+        "file": f"optisite/data/{APL_FILE}",
+        "columns": "apl_official = apl_mg (all GPs), apl_official_lt65 = apl_mg_lt65 (GPs aged 65 or "
+                   "less), population_standardised = pop_std (population 2021 standardised by age)",
+        "zones_with_value": int(known.sum()),
+        "zones_without_value": notes["absent"],
+        "zones_from_parts": notes["from_parts"],
+    }
 
 
 def _command(departement, out, practices, options: BuildOptions) -> str:

@@ -52,6 +52,24 @@ SITE_MAXIMA = {
     "max_fte": (MAX_FTE, "a number of FTE"),
 }
 
+# Optional numeric columns, parsed only when a table has them. Zones: the official DREES
+# APL 2023 and standardised population that `optisite instance build` adds (NaN where the
+# DREES has no value), and `planning` (1 for a zone of the planning territory, 0 for a
+# neighbour across its border that serves and competes but is not counted; absent = 1).
+OPTIONAL_ZONE_NUMBERS = {
+    "apl_official": (1e4, "an APL in consultations/inhabitant/year"),
+    "apl_official_lt65": (1e4, "an APL in consultations/inhabitant/year"),
+    "population_standardised": (MAX_POPULATION, "a standardised population"),
+    "planning": (1.0, "1 (planning territory) or 0 (neighbour)"),
+}
+# Practices: `activity` = consultations and visits a year per GP (counted for APL with
+# the DREES caps, see apl.counted_activity); `share_65_plus` = share of the practice's
+# GP time given by GPs aged 65 and over (left out of APL when apl_exclude_65_plus).
+OPTIONAL_PRACTICE_NUMBERS = {
+    "activity": (0.0, 1e6, "consultations and visits a year per GP"),
+    "share_65_plus": (0.0, 1.0, "a share between 0 and 1"),
+}
+
 
 @dataclass(frozen=True)
 class Inputs:
@@ -575,6 +593,16 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
     z["demand"] = zc.number("demand", minimum=0.0, maximum=MAX_DEMAND,
                             what="a demand in consultations/year").to_numpy()
     known_cols = {"zone_id", "name", "population", "lon", "lat", "weight", "demand"}
+    for col, (maximum, what) in OPTIONAL_ZONE_NUMBERS.items():
+        if zc.has(col):  # optional: present only in instances that give it (fingerprints unchanged)
+            z[col] = zc.number(col, minimum=0.0, maximum=maximum, what=what).to_numpy()
+            known_cols.add(col)
+    if "planning" in z.columns:
+        bad = ~z["planning"].isin([0.0, 1.0])
+        if bad.any():
+            zc._fail(f"'{zones.frame['planning'].iloc[int(np.flatnonzero(bad.to_numpy())[0])]}' is not 0 or 1",
+                     int(np.flatnonzero(bad.to_numpy())[0]), "planning",
+                     "write 1 for a zone of the planning territory, 0 for a neighbour")
     geom_name = getattr(zones.frame, "_geometry_column_name", None)
     for col in zones.frame.columns:
         if col not in known_cols and col != geom_name:
@@ -640,6 +668,9 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
                                              what="days per week").to_numpy()
             pr["max_travel_minutes"] = pc.number("max_travel_minutes", minimum=0.0,
                                                  maximum=MAX_MINUTES, what="minutes").to_numpy()
+            for col, (lo, hi, what) in OPTIONAL_PRACTICE_NUMBERS.items():
+                if pc.has(col):  # optional, see OPTIONAL_PRACTICE_NUMBERS
+                    pr[col] = pc.number(col, minimum=lo, maximum=hi, what=what).to_numpy()
 
     # -- travel ------------------------------------------------------------------------
     tr = None
