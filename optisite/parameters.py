@@ -123,10 +123,18 @@ class Parameters:
     )
     apl_decay: str = _p(
         "drees2019", "name",
-        "DREES 2019+ steps: <10 min 1, 10-15 0.66, 15-20 0.33, >=20 0; 'drees2012': "
+        "DREES APL 2019 to 2023 steps (workbook apl_generalistes.xlsx, sheet 'Paramètres'): "
+        "<10 min 1, 10-15 2/3, 15-20 1/3, >=20 0; 'drees2012' (Barlet et al. 2012): "
         "<5 1, 5-10 0.3, 10-15 0.1",
         minimum=None,
         choices=("drees2019", "drees2012"),
+    )
+    apl_exclude_65_plus: bool = _p(
+        False, "flag",
+        "DREES APL 2023 publishes apl_mg (all GPs, the headline indicator used here by "
+        "default) and apl_mg_lt65 (GPs aged 65 and over left out); true leaves out each "
+        "practice's share_65_plus",
+        minimum=None,
     )
     # --- travel times -----------------------------------------------------------
     detour_factor: float = _p(
