@@ -482,13 +482,20 @@ def apl_table(instance: Instance, decay: str | None = None, *,
               site_supply: pd.Series | None = None,
               practice_supply: pd.Series | None = None,
               inputs: AplInputs | None = None) -> pd.DataFrame:
-    """Per-zone table: name, population, demand_population, apl_before (, apl_after)."""
+    """Per-zone table: name, population, demand_population, apl_before (, apl_after), and
+    ``apl_official`` / ``planning`` when the zones carry them (built instances)."""
+    from .official import apl_official
+
     x = _inputs(instance, decay, inputs)
     z = instance.zones
     table = pd.DataFrame({"name": z["name"], "population": x.population,
                           "demand_population": x.demand_population.reindex(z.index)})
+    if "planning" in z:
+        table["planning"] = z["planning"].astype(int)
     table["apl_before"] = apl_before(instance, inputs=x)
     if site_supply is not None:
         table["apl_after"] = apl_after(instance, site_supply, practice_supply, inputs=x)
+    if "apl_official" in z:
+        table["apl_official"] = apl_official(instance)
     table.index.name = "zone_id"
     return table.sort_index()

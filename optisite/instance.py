@@ -30,7 +30,7 @@ from .travel import TravelTimes
 MANIFEST = "instance.toml"
 TOP_LEVEL_KEYS = {"name", "description", "crs", "supply_source", "tables", "parameters", "provenance"}
 TABLE_KEYS = {"zones", "sites", "practices", "travel"}
-SUPPLY_SOURCES = {"user", "illustrative", "none"}
+SUPPLY_SOURCES = {"user", "illustrative", "calibrated", "none"}
 
 SITE_OVERRIDES = ["fixed_cost", "cost_per_day", "cost_per_fte", "min_days", "max_days", "min_fte", "max_fte"]
 
@@ -55,12 +55,16 @@ SITE_MAXIMA = {
 # Optional numeric columns, parsed only when a table has them. Zones: the official DREES
 # APL 2023 and standardised population that `optisite instance build` adds (NaN where the
 # DREES has no value), and `planning` (1 for a zone of the planning territory, 0 for a
-# neighbour across its border that serves and competes but is not counted; absent = 1).
+# neighbour across its border that serves and competes but is not counted; absent = 1);
+# `access_minutes`: minutes added at this end of every trip to another zone when travel
+# times are computed from coordinates (fitted to the DREES APL by the builder; ignored
+# with a travel table).
 OPTIONAL_ZONE_NUMBERS = {
     "apl_official": (1e4, "an APL in consultations/inhabitant/year"),
     "apl_official_lt65": (1e4, "an APL in consultations/inhabitant/year"),
     "population_standardised": (MAX_POPULATION, "a standardised population"),
     "planning": (1.0, "1 (planning territory) or 0 (neighbour)"),
+    "access_minutes": (MAX_MINUTES, "minutes"),
 }
 # Practices: `activity` = consultations and visits a year per GP (counted for APL with
 # the DREES caps, see apl.counted_activity); `share_65_plus` = share of the practice's
@@ -182,9 +186,11 @@ class Instance:
         if self.inputs.travel is not None:
             return TravelTimes.from_table(self.zones.index, self.inputs.travel,
                                           symmetric=p.travel_symmetric, max_pairs=p.max_pairs)
+        access = self.zones["access_minutes"].to_numpy(float) if "access_minutes" in self.zones else None
         return TravelTimes.from_coordinates(
             self.zones.index, self.zones["lon"].to_numpy(), self.zones["lat"].to_numpy(),
             detour_factor=p.detour_factor, speed_kmh=p.speed_kmh, max_pairs=p.max_pairs,
+            access_minutes=access,
         )
 
     # -- derived facts ----------------------------------------------------------------
