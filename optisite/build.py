@@ -424,7 +424,9 @@ def budget_rule(zones, sites: pd.DataFrame, practices: pd.DataFrame,
     fix is (a) a greedy plan of cabinets secondaires, each at its minimum presence,
     reaching every inhabitant beyond the coverage cutoff of an existing practice, and
     (b) enough salaried FTE in centres de santé (each up to its maximum FTE) to close
-    the gap between the instance's demand and its practices' liberal capacity. Only the
+    the larger of two gaps: the instance's demand less its practices' liberal capacity,
+    and the consultations that would lift every commune under the APL threshold (official
+    APL 2023) up to it. Only the
     planning territory counts (zones with ``planning`` 0 are neighbours across its border).
     """
     from scipy.sparse import csr_matrix
@@ -474,7 +476,17 @@ def budget_rule(zones, sites: pd.DataFrame, practices: pd.DataFrame,
 
     demand = float(z.loc[planning, "population"].sum()) * p.consultations_per_inhabitant
     capacity = float(inside_practices["physicians"].sum()) * p.days_per_fte * p.consultations_per_day_liberal * p.working_weeks
-    gap = max(0.0, demand - capacity)
+    # Where the official APL is known: the consultations that would lift every commune under
+    # the APL threshold up to it, were they added in the commune itself. A territory whose
+    # practices out-number its demand in total can still have sous-dense communes.
+    apl_gap = 0.0
+    if "apl_official" in zones:
+        official = pd.to_numeric(zones["apl_official"], errors="coerce").to_numpy(float)
+        std = pd.to_numeric(zones.get("population_standardised", zones["population"]),
+                            errors="coerce").to_numpy(float)
+        short = planning & ~np.isnan(official) & (official < p.apl_threshold)
+        apl_gap = float((np.nan_to_num(std)[short] * (p.apl_threshold - official[short])).sum())
+    gap = max(0.0, demand - capacity, apl_gap)
     per_fte = p.days_per_fte * p.consultations_per_day_salaried * p.working_weeks
     fte = math.ceil(gap / per_fte)
     centres = math.ceil(fte / p.centre_max_fte) if fte else 0
@@ -488,6 +500,7 @@ def budget_rule(zones, sites: pd.DataFrame, practices: pd.DataFrame,
         "cabinet_cost_at_minimum_presence_eur": cabinet_cost,
         "demand_consultations": round(demand),
         "practice_capacity_consultations": round(capacity),
+        "apl_gap_consultations": round(apl_gap),
         "salaried_fte_to_close_gap": fte,
         "centres_to_hold_them": centres,
         "full_fix_cost_eur": full,
@@ -675,8 +688,9 @@ def _manifest(name, codes, zones, sites, supply, supply_source, budget, options,
                    f"{options.budget_share:g} x the cost of a rough full fix, rounded up to EUR 10,000, at "
                    "least the smallest centre de santé; full fix = a greedy plan of cabinets secondaires at "
                    "minimum presence reaching every inhabitant beyond the coverage cutoff of an existing "
-                   "practice + salaried FTE in centres de santé closing the gap between demand and the "
-                   "practices' liberal capacity (default parameters)"),
+                   "practice + salaried FTE in centres de santé closing the larger of the gap between demand and "
+                   "the practices' liberal capacity and the consultations lifting every commune under the "
+                   "APL threshold (official APL 2023) to it (default parameters)"),
         "budget_details": budget_notes,
     }
     if supply_source == "illustrative":

@@ -47,6 +47,9 @@ def _minutes(instance: Instance, from_zone, to_zone) -> np.ndarray:
         km = great_circle_km(z["lon"].reindex(f).to_numpy(), z["lat"].reindex(f).to_numpy(),
                              z["lon"].reindex(t).to_numpy(), z["lat"].reindex(t).to_numpy())
         out = km * p.detour_factor / p.speed_kmh * 60.0
+        if "access_minutes" in z:  # minutes added at each end of a trip (zones column, optional)
+            acc = z["access_minutes"].astype(float).fillna(0.0)
+            out = out + acc.reindex(f).to_numpy() + acc.reindex(t).to_numpy()
     else:
         given = table.set_index(["from_id", "to_id"])["minutes"]
         if p.travel_symmetric:
@@ -97,7 +100,11 @@ def _zones_within(instance: Instance, source_zones, cutoff: float) -> set:
     rows, cols = near.row, near.col
     km = great_circle_km(z["lon"].to_numpy()[rows], z["lat"].to_numpy()[rows],
                          z["lon"].to_numpy()[src_pos[cols]], z["lat"].to_numpy()[src_pos[cols]])
-    ok = km * p.detour_factor / p.speed_kmh * 60.0 <= cutoff
+    minutes = km * p.detour_factor / p.speed_kmh * 60.0
+    if "access_minutes" in z:  # access minutes only lengthen trips: the k-d radius still holds
+        acc = z["access_minutes"].astype(float).fillna(0.0).to_numpy()
+        minutes = minutes + acc[rows] + acc[src_pos[cols]]
+    ok = (minutes <= cutoff) | (rows == src_pos[cols])
     covered.update(z.index[rows[ok]])
     return covered
 
