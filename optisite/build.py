@@ -541,9 +541,9 @@ def build_instance(departement: str, out: str | Path, *, practices: str | Path |
         supply, supply_notes = user_practices(Path(practices), communes, zones)
         supply_source = "user"
     elif options.supply == "calibrated":
-        from .calibrate import calibrate_supply, calibrated_practices
+        from .calibrate import calibrate_by_departement, calibrated_practices
 
-        calibration = calibrate_supply(zones, parameters, planning=planning)
+        calibration = calibrate_by_departement(zones, parameters, planning=planning)
         zones = _with_columns(zones, pd.DataFrame(
             {"access_minutes": calibration.access_minutes.reindex(zones["zone_id"]).to_numpy()},
             index=zones.index))
@@ -600,10 +600,11 @@ def _neighbour_rule(notes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _calibration_notes(zones, calibration, supply: pd.DataFrame, planning: np.ndarray) -> dict[str, Any]:
-    from .calibrate import ITERATIONS, MAX_ACCESS, MIN_FTE
+    from .calibrate import ITERATIONS, MAX_ACCESS, MIN_FTE, PRUNE_FROM
 
     last = calibration.history[-1]
     first = calibration.history[0]
+    keys = ("agreement", "median_abs_error", "zeros_above_1")
     inside = set(zones.loc[planning, "zone_id"])
     return {
         "label": "calibrated to the DREES APL 2023 (not observed)",
@@ -611,10 +612,12 @@ def _calibration_notes(zones, calibration, supply: pd.DataFrame, planning: np.nd
         "method": (f"{ITERATIONS} rounds of: non-negative least squares of the 2SFCA (DREES decay, "
                    "standardised population) for the supply of every commune, then access minutes "
                    "raised where the computed APL exceeds the official one and lowered where it falls "
-                   f"short (0 to {MAX_ACCESS:g} min, zones column access_minutes); supply points below "
-                   f"{MIN_FTE:g} FTE removed; neighbours' rows weigh 0.2"),
-        "fit_straight_line": {k: first[k] for k in ("agreement", "median_abs_error", "zeros_above_1")},
-        "fit_calibrated": {k: last[k] for k in ("agreement", "median_abs_error", "zeros_above_1")},
+                   f"short (0 to {MAX_ACCESS:g} min, zones column access_minutes); from round {PRUNE_FROM}, supply "
+                   f"points below {MIN_FTE:g} FTE removed; neighbours' rows weigh 0.2"),
+        **({"fit_straight_line": {k: first[k] for k in keys}} if first.get("iteration") == 0 else
+           {"fit_by_departement": {h["departement"]: {k: h[k] for k in keys}
+                                   for h in calibration.history if "departement" in h}}),
+        "fit_calibrated": {k: last[k] for k in keys},
         "fit_note": ("agreement = share of the planning territory's population whose APL < 2.5 "
                      "classification matches the official one; median_abs_error over its communes with an "
                      "official value; before (straight line, no access minutes) and after calibration"),

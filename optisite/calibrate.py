@@ -33,7 +33,7 @@ from .travel import TravelTimes
 MAX_ACCESS = 20.0  # minutes: at most the decay's cutoff (beyond it a commune reaches nobody)
 STEP = 4.0  # minutes of access per unit of relative APL error (damped fixed point)
 ITERATIONS = 25
-PRUNE_AT = 15  # iteration after which supply points below MIN_FTE are removed for good
+PRUNE_FROM = 15  # supply points below MIN_FTE are removed after this round and the last but one
 MIN_FTE = 0.25  # a calibrated practice offers at least a quarter of a full-time GP
 NEIGHBOUR_ROW_WEIGHT = 0.2  # neighbours' official APL also depends on supply beyond them
 DENSE_LIMIT = 4000  # zones: dense NNLS below, sparse bounded least squares above
@@ -59,6 +59,22 @@ def _fit_stats(fit: np.ndarray, official: np.ndarray, population: np.ndarray, ma
     share = float((pop * agree).sum() / pop.sum()) if pop.sum() > 0 else float(agree.mean())
     return {"agreement": share, "median_abs_error": float(np.median(np.abs(fit[m] - official[m]))),
             "zeros_above_1": int(((fit[m] <= 1e-9) & (official[m] > 1)).sum())}
+
+
+def _keep(A: sp.csr_matrix, supply: np.ndarray, min_supply: float, official: np.ndarray) -> np.ndarray:
+    """Supply points to keep: those of at least ``min_supply``, and, for a commune with an
+    official APL above 0.5 that no such point reaches, the largest point that does (a
+    village served only by a small practice is not turned into a desert)."""
+    keep = supply >= min_supply
+    pattern = (A > 0).astype(np.int8).tocsr()
+    reached = np.asarray(pattern[:, keep].sum(axis=1)).ravel() > 0
+    need = np.flatnonzero(~reached & (np.nan_to_num(official) > 0.5))
+    for i in need:
+        row = pattern.indices[pattern.indptr[i]:pattern.indptr[i + 1]]
+        row = row[supply[row] > 0]
+        if len(row) and not keep[row].any():
+            keep[row[np.argmax(supply[row])]] = True
+    return keep
 
 
 def calibrate_supply(zones: pd.DataFrame, parameters: Parameters | None = None, *,
@@ -132,16 +148,96 @@ def calibrate_supply(zones: pd.DataFrame, parameters: Parameters | None = None, 
                         "mean_access_minutes": float(access.mean())})
         if k == iterations:
             break
-        if k == PRUNE_AT or k == iterations - 1:
-            columns &= supply >= min_supply
+        if k == PRUNE_FROM or k == iterations - 1:
+            columns &= _keep(A, supply, min_supply, official)
         error = np.where(known, (fitted - np.nan_to_num(official)) / (np.nan_to_num(official) + 1.0), 0.0)
-        access = np.round(np.clip(access + STEP * error, 0.0, MAX_ACCESS), 2)
-    # The last fit ran on pruned columns: every supply point offers at least MIN_FTE.
-    supply = np.where(supply >= min_supply, supply, 0.0)
-    fitted = structure(access) @ supply
+        access = access + STEP * error
+        access = np.round(np.clip(access, 0.0, MAX_ACCESS), 2)
+    # The last fit ran on pruned columns; a point NNLS left below MIN_FTE is dropped unless a
+    # commune relies on it alone (see _keep).
+    A = structure(access)
+    supply = np.where(_keep(A, supply, min_supply, official), supply, 0.0)
+    fitted = A @ supply
+    # Repair: a commune left with APL 0 while the DREES gives it some (pruning removed the
+    # points it reached) loses its access minutes; the supply stays as fitted.
+    cut_off = known & (fitted <= 1e-9) & (np.nan_to_num(official) > 0)
+    if cut_off.any():
+        access[cut_off] = 0.0
+        A = structure(access)
+        fitted = A @ supply
+    history.append({"iteration": "final", **_fit_stats(fitted, official, population, planning,
+                                                       p.apl_threshold),
+                    "supply_points": int((supply > 0).sum()), "mean_access_minutes": float(access.mean())})
     return Calibration(supply=pd.Series(supply, index=ids, name="supply"),
                        access_minutes=pd.Series(access, index=ids, name="access_minutes"),
                        fitted_apl=pd.Series(fitted, index=ids, name="apl"), history=history)
+
+
+def calibrate_by_departement(zones: pd.DataFrame, parameters: Parameters | None = None, *,
+                             planning: np.ndarray | None = None) -> Calibration:
+    """:func:`calibrate_supply` one planning département at a time (with the zones within
+    the APL cutoff of it), so that the least-squares problems stay small on large builds.
+
+    Each département's own communes take its fit; a neighbour outside every planning
+    département takes the fit of the first (by code) département whose block holds it.
+    The returned ``fitted_apl`` is recomputed over the whole instance.
+    """
+    p = parameters or Parameters()
+    n = len(zones)
+    planning = np.ones(n, dtype=bool) if planning is None else np.asarray(planning, dtype=bool)
+    deps = zones["departement"].astype(str).to_numpy()
+    codes = sorted(set(deps[planning]))
+    if len(codes) <= 1:
+        return calibrate_supply(zones, p, planning=planning)
+    ids = pd.Index(zones["zone_id"].astype(str).to_numpy(), dtype=object)
+    cutoff = max(upper for upper, _ in decay_steps(p.apl_decay))
+    tt = TravelTimes.from_coordinates(ids, zones["lon"].to_numpy(), zones["lat"].to_numpy(),
+                                      detour_factor=p.detour_factor, speed_kmh=p.speed_kmh,
+                                      max_pairs=p.max_pairs)
+    supply, access = np.zeros(n), np.zeros(n)
+    assigned = np.zeros(n, dtype=bool)
+    history: list[dict] = []
+    for code in codes:
+        own = planning & (deps == code)
+        near = ids.isin(tt.pairs(ids[own], ids, cutoff)["to_id"].unique()) | own
+        block = calibrate_supply(zones[near], p, planning=own[near])
+        take = near & (own | (~planning & ~assigned))
+        pos = np.flatnonzero(take)
+        supply[pos] = block.supply.reindex(ids[pos]).to_numpy()
+        access[pos] = block.access_minutes.reindex(ids[pos]).to_numpy()
+        assigned |= take
+        history += [{"departement": code, **h} for h in block.history[-1:]]
+    fitted = _apl(zones, p, tt, ids, supply, access)
+    official = pd.to_numeric(zones["apl_official"], errors="coerce").to_numpy(float)
+    history.append({"iteration": "final", **_fit_stats(fitted, official, zones["population"].to_numpy(float),
+                                                       planning, p.apl_threshold),
+                    "supply_points": int((supply > 0).sum()), "mean_access_minutes": float(access.mean())})
+    return Calibration(supply=pd.Series(supply, index=ids, name="supply"),
+                       access_minutes=pd.Series(access, index=ids, name="access_minutes"),
+                       fitted_apl=pd.Series(fitted, index=ids, name="apl"), history=history)
+
+
+def _apl(zones, p: Parameters, tt: TravelTimes, ids: pd.Index, supply: np.ndarray,
+         access: np.ndarray) -> np.ndarray:
+    """APL of every zone for a supply per zone and access minutes (same rules as calibrate_supply)."""
+    n = len(ids)
+    cutoff = max(upper for upper, _ in decay_steps(p.apl_decay))
+    population = zones["population"].to_numpy(float)
+    demand = population
+    if "population_standardised" in zones:
+        std = pd.to_numeric(zones["population_standardised"], errors="coerce").to_numpy(float)
+        demand = np.where(np.isnan(std), population, std)
+    pairs = tt.pairs(ids, ids, cutoff)
+    pairs = pairs[pairs["from_id"] != pairs["to_id"]]
+    fi, ti = ids.get_indexer(pairs["from_id"]), ids.get_indexer(pairs["to_id"])
+    w = decay_weight(pairs["minutes"].to_numpy(float) + access[fi] + access[ti], p.apl_decay)
+    keep = w > 0
+    diag = np.arange(n)
+    W = sp.csr_matrix((np.r_[w[keep], np.ones(n)], (np.r_[fi[keep], diag], np.r_[ti[keep], diag])), shape=(n, n))
+    D = np.asarray(W.T @ demand).ravel()
+    inv = np.zeros(n)
+    np.divide(1.0, D, out=inv, where=D > 0)
+    return np.asarray(W @ (supply * inv)).ravel()
 
 
 def calibrated_practices(zones: pd.DataFrame, calibration: Calibration,
