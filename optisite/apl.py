@@ -48,29 +48,25 @@ DEFAULT_THRESHOLDS = (2.5, 4.0)
 # Age standardisation
 # --------------------------------------------------------------------------------------
 
-# Relative GP consumption by age (consultations + visits per inhabitant per year,
-# divided by the national mean), for the reference bands below; a zone's
-# standardised population is sum_b pop_b x weight_b. The DREES computes these
-# weights from the Assurance maladie's observed consumption by five-year age band
-# (Barlet et al., DREES Études et Résultats n°795 and IRDES DT n°51, 2012); its
-# table is not shipped with optisite. The values below are an ASSUMPTION of the
-# same shape (U-shaped: young children and the elderly consult most), from
-# rounded national orders of magnitude of GP consultations per inhabitant by age
-# (about 4 a year under 5, 2.5 for children and young adults, 3 at 25-44, 4 at
-# 45-64, 5.5 at 65-74 and 7 from 75), divided by the all-ages mean of about 3.6
-# (weighted by the approximate French age structure: 5.5 %, 12 %, 12 %, 24 %,
-# 26 %, 11 %, 9.5 %), so that a zone with the national age structure keeps its
-# headcount. Replace them with the DREES table by passing ``age_weights``.
+# Relative GP consumption by five-year age band (consultations and visits per
+# inhabitant, divided by the national mean): the DREES 2023 table (workbook
+# apl_generalistes.xlsx, sheet "Paramètres", the weights behind its pop_std; shipped as
+# optisite/data/drees_age_weights_2023.csv, compared by tests/test_drees_parameters.py).
+# A zone's standardised population is sum_b pop_b x weight_b; other band layouts take
+# the mean of the per-year weights over their ages.
 REFERENCE_AGE_WEIGHTS: tuple[tuple[int, int | None, float], ...] = (
     # (first age, last age or None for "and over", weight)
-    (0, 4, 1.11),
-    (5, 14, 0.69),
-    (15, 24, 0.69),
-    (25, 44, 0.83),
-    (45, 64, 1.11),
-    (65, 74, 1.53),
-    (75, None, 1.94),
+    (0, 4, 1.12), (5, 9, 0.58), (10, 14, 0.51), (15, 19, 0.60), (20, 24, 0.75),
+    (25, 29, 0.79), (30, 34, 0.82), (35, 39, 0.85), (40, 44, 0.89), (45, 49, 0.93),
+    (50, 54, 1.03), (55, 59, 1.15), (60, 64, 1.18), (65, 69, 1.23), (70, 74, 1.46),
+    (75, 79, 1.57), (80, 84, 1.63), (85, 89, 1.89), (90, None, 2.26),
 )
+# How the DREES counts a GP's yearly consultations and visits (same sheet; shipped as
+# optisite/data/drees_activity_caps_2023.csv): up to 250 -> 0; above 250 up to 3,600 ->
+# 3,600; above 3,600 up to 6,000 -> as observed; above 6,000 -> 6,000.
+ACTIVITY_ZERO_UP_TO = 250.0
+ACTIVITY_FLOOR = 3600.0
+ACTIVITY_CAP = 6000.0
 OLDEST_AGE = 99  # "<lo>_plus" bands are averaged over lo..OLDEST_AGE
 
 _BAND = re.compile(r"^pop_(\d+)_(\d+|plus)$")
@@ -134,17 +130,31 @@ def band_weights(bands, age_weights=REFERENCE_AGE_WEIGHTS) -> dict[str, float]:
             for col, lo, hi in bands}
 
 
+STANDARDISED_COLUMN = "population_standardised"
+
+
 def demand_population(instance: Instance, *, age_weights=REFERENCE_AGE_WEIGHTS,
                       tolerance: float = 0.01) -> tuple[pd.Series, str]:
-    """(P_i per zone, basis): age-standardised population if the zones carry bands.
+    """(P_i per zone, basis): the age-standardised population when the zones say it.
 
-    With bands, P_i = sum_b pop_{i,b} x weight_b. The bands of a zone must add up
-    to its ``population`` within ``tolerance`` (relative, and at least one person):
-    otherwise the zones table contradicts itself and we say where.
+    In order: age bands given by the user (P_i = sum_b pop_{i,b} x weight_b, DREES 2023
+    weights); else the zones' ``population_standardised`` column (the DREES pop_std that
+    ``optisite instance build`` ships; a zone left empty takes its plain population); else
+    plain population. The bands of a zone must add up to its ``population`` within
+    ``tolerance`` (relative, and at least one person): otherwise the zones table
+    contradicts itself and we say where.
     """
     zones = instance.zones
     population = zones["population"].astype(float)
     bands = age_band_columns(zones)
+    if not bands and STANDARDISED_COLUMN in zones.columns:
+        given = pd.to_numeric(zones[STANDARDISED_COLUMN], errors="coerce").astype(float)
+        if given.notna().any():
+            missing = int(given.isna().sum())
+            basis = "standardised population (DREES 2023 pop_std, zones column population_standardised)"
+            if missing:
+                basis += f"; plain population for the {missing} zones without it"
+            return given.fillna(population).rename("demand_population"), basis
     if not bands:
         return population.rename("demand_population"), "population (no age bands in the zones table)"
     values = {}
@@ -175,19 +185,51 @@ def demand_population(instance: Instance, *, age_weights=REFERENCE_AGE_WEIGHTS,
 # Supply in activity (consultations/year)
 # --------------------------------------------------------------------------------------
 
+def counted_activity(activity) -> np.ndarray:
+    """A GP's yearly consultations and visits as the DREES counts them (2023 caps).
+
+    Up to 250: 0 (occasional activity); above 250 up to 3,600: 3,600; up to 6,000: as
+    given; above 6,000: 6,000. NaN stays NaN (no activity given).
+    """
+    a = np.asarray(activity, dtype=float)
+    out = np.where(a <= ACTIVITY_ZERO_UP_TO, 0.0,
+                   np.where(a <= ACTIVITY_FLOOR, ACTIVITY_FLOOR, np.minimum(a, ACTIVITY_CAP)))
+    return np.where(np.isnan(a), np.nan, out)
+
+
 def practice_capacity(instance: Instance, days_given: pd.Series | None = None) -> pd.Series:
     """Consultations/year of each existing practice (index practice_id).
 
-    physicians x days_per_fte x consultations_per_day_liberal x working_weeks, less
-    ``days_given`` (physician-days/week given to cabinets secondaires, default none)
-    x consultations_per_day_liberal x working_weeks.
+    physicians x days_per_fte x consultations_per_day_liberal x working_weeks, or, for a
+    row with the optional ``activity`` column (consultations and visits a year per GP),
+    physicians x that activity counted with the DREES caps (:func:`counted_activity`);
+    less ``days_given`` (physician-days/week given to cabinets secondaires, default
+    none) x consultations_per_day_liberal x working_weeks.
     """
     p = instance.parameters
     pr = instance.practices
-    days = pr["physicians"].astype(float) * p.days_per_fte
+    per_day = p.consultations_per_day_liberal * p.working_weeks
+    full = pr["physicians"].astype(float) * p.days_per_fte * per_day
+    if "activity" in pr.columns:
+        counted = pd.Series(counted_activity(pr["activity"]), index=pr.index)
+        full = (pr["physicians"].astype(float) * counted).where(counted.notna(), full)
     if days_given is not None:
-        days = days - days_given.reindex(pr.index).fillna(0.0).astype(float)
-    return (days * p.consultations_per_day_liberal * p.working_weeks).rename("capacity")
+        full = full - days_given.reindex(pr.index).fillna(0.0).astype(float) * per_day
+    return full.rename("capacity")
+
+
+def apl_practice_supply(instance: Instance, capacity: pd.Series) -> pd.Series:
+    """The part of each practice's consultations that the APL counts.
+
+    All of it by default (the DREES headline ``apl_mg``); with the parameter
+    ``apl_exclude_65_plus`` the share given by GPs aged 65 and over (practices column
+    ``share_65_plus``, 0 where empty) is left out, as in the DREES ``apl_mg_lt65``.
+    """
+    pr = instance.practices
+    if not instance.parameters.apl_exclude_65_plus or "share_65_plus" not in pr.columns:
+        return capacity
+    share = pd.to_numeric(pr["share_65_plus"], errors="coerce").fillna(0.0).reindex(capacity.index).fillna(0.0)
+    return capacity * (1.0 - share)
 
 
 def site_capacity(instance: Instance, days_per_week: pd.Series | None = None,
@@ -312,7 +354,7 @@ def apl_before(instance: Instance, decay: str | None = None, *,
                inputs: AplInputs | None = None) -> pd.Series:
     """APL per zone with the existing practices only (full activity, no site open)."""
     x = _inputs(instance, decay, inputs)
-    return x.apl(practice_capacity(instance)).rename("apl_before")
+    return x.apl(apl_practice_supply(instance, practice_capacity(instance))).rename("apl_before")
 
 
 def _check_ids(values: pd.Series, known: pd.Index, what: str, file: str, column: str) -> pd.Series:
@@ -353,6 +395,7 @@ def apl_after(instance: Instance, site_supply: pd.Series,
             raise InputError(f"practice '{missing[0]}' has no capacity after the plan",
                              file="practices.csv", column="practice_id",
                              fix="give one row per existing practice")
+    practices = apl_practice_supply(instance, practices)
     return x.apl(pd.concat([practices, sites])).rename("apl_after")
 
 
@@ -439,13 +482,20 @@ def apl_table(instance: Instance, decay: str | None = None, *,
               site_supply: pd.Series | None = None,
               practice_supply: pd.Series | None = None,
               inputs: AplInputs | None = None) -> pd.DataFrame:
-    """Per-zone table: name, population, demand_population, apl_before (, apl_after)."""
+    """Per-zone table: name, population, demand_population, apl_before (, apl_after), and
+    ``apl_official`` / ``planning`` when the zones carry them (built instances)."""
+    from .official import apl_official
+
     x = _inputs(instance, decay, inputs)
     z = instance.zones
     table = pd.DataFrame({"name": z["name"], "population": x.population,
                           "demand_population": x.demand_population.reindex(z.index)})
+    if "planning" in z:
+        table["planning"] = z["planning"].astype(int)
     table["apl_before"] = apl_before(instance, inputs=x)
     if site_supply is not None:
         table["apl_after"] = apl_after(instance, site_supply, practice_supply, inputs=x)
+    if "apl_official" in z:
+        table["apl_official"] = apl_official(instance)
     table.index.name = "zone_id"
     return table.sort_index()

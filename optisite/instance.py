@@ -31,7 +31,7 @@ from .travel import TravelTimes
 MANIFEST = "instance.toml"
 TOP_LEVEL_KEYS = {"name", "description", "crs", "supply_source", "tables", "parameters", "provenance"}
 TABLE_KEYS = {"zones", "sites", "practices", "travel"}
-SUPPLY_SOURCES = {"user", "illustrative", "none"}
+SUPPLY_SOURCES = {"user", "illustrative", "calibrated", "none"}
 
 SITE_OVERRIDES = ["fixed_cost", "cost_per_day", "cost_per_fte", "min_days", "max_days", "min_fte", "max_fte"]
 
@@ -49,6 +49,28 @@ SITE_MAXIMA = {
     "max_days": (7.0, "days per week"),
     "min_fte": (MAX_FTE, "a number of FTE"),
     "max_fte": (MAX_FTE, "a number of FTE"),
+}
+
+# Optional numeric columns, parsed only when a table has them. Zones: the official DREES
+# APL 2023 and standardised population that `optisite instance build` adds (NaN where the
+# DREES has no value), and `planning` (1 for a zone of the planning territory, 0 for a
+# neighbour across its border that serves and competes but is not counted; absent = 1);
+# `access_minutes`: minutes added at this end of every trip to another zone when travel
+# times are computed from coordinates (fitted to the DREES APL by the builder; ignored
+# with a travel table).
+OPTIONAL_ZONE_NUMBERS = {
+    "apl_official": (1e4, "an APL in consultations/inhabitant/year"),
+    "apl_official_lt65": (1e4, "an APL in consultations/inhabitant/year"),
+    "population_standardised": (MAX_POPULATION, "a standardised population"),
+    "planning": (1.0, "1 (planning territory) or 0 (neighbour)"),
+    "access_minutes": (MAX_MINUTES, "minutes"),
+}
+# Practices: `activity` = consultations and visits a year per GP (counted for APL with
+# the DREES caps, see apl.counted_activity); `share_65_plus` = share of the practice's
+# GP time given by GPs aged 65 and over (left out of APL when apl_exclude_65_plus).
+OPTIONAL_PRACTICE_NUMBERS = {
+    "activity": (0.0, 1e6, "consultations and visits a year per GP"),
+    "share_65_plus": (0.0, 1.0, "a share between 0 and 1"),
 }
 
 
@@ -163,9 +185,11 @@ class Instance:
         if self.inputs.travel is not None:
             return TravelTimes.from_table(self.zones.index, self.inputs.travel,
                                           symmetric=p.travel_symmetric, max_pairs=p.max_pairs)
+        access = self.zones["access_minutes"].to_numpy(float) if "access_minutes" in self.zones else None
         return TravelTimes.from_coordinates(
             self.zones.index, self.zones["lon"].to_numpy(), self.zones["lat"].to_numpy(),
             detour_factor=p.detour_factor, speed_kmh=p.speed_kmh, max_pairs=p.max_pairs,
+            access_minutes=access,
         )
 
     # -- derived facts ----------------------------------------------------------------
@@ -697,6 +721,16 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
     z["demand"] = zc.number("demand", minimum=0.0, maximum=MAX_DEMAND,
                             what="a demand in consultations/year").to_numpy()
     known_cols = {"zone_id", "name", "population", "lon", "lat", "weight", "demand"}
+    for col, (maximum, what) in OPTIONAL_ZONE_NUMBERS.items():
+        if zc.has(col):  # optional: present only in instances that give it (fingerprints unchanged)
+            z[col] = zc.number(col, minimum=0.0, maximum=maximum, what=what).to_numpy()
+            known_cols.add(col)
+    if "planning" in z.columns:
+        bad = ~z["planning"].isin([0.0, 1.0])
+        if bad.any():
+            zc._fail(f"'{zones.frame['planning'].iloc[int(np.flatnonzero(bad.to_numpy())[0])]}' is not 0 or 1",
+                     int(np.flatnonzero(bad.to_numpy())[0]), "planning",
+                     "write 1 for a zone of the planning territory, 0 for a neighbour")
     geom_name = getattr(zones.frame, "_geometry_column_name", None)
     for col in zones.frame.columns:
         if col not in known_cols and col != geom_name:
@@ -772,6 +806,9 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
                                              what="days per week").to_numpy()
             pr["max_travel_minutes"] = pc.number("max_travel_minutes", minimum=0.0,
                                                  maximum=MAX_MINUTES, what="minutes").to_numpy()
+            for col, (lo, hi, what) in OPTIONAL_PRACTICE_NUMBERS.items():
+                if pc.has(col):  # optional, see OPTIONAL_PRACTICE_NUMBERS
+                    pr[col] = pc.number(col, minimum=lo, maximum=hi, what=what).to_numpy()
 
     # -- travel ------------------------------------------------------------------------
     tr = None

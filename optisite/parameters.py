@@ -51,57 +51,68 @@ class Parameters:
     # --- access ---------------------------------------------------------
     coverage_minutes: float = _p(
         20.0, "min",
-        "DREES APL: the distance decay reaches 0 at 20 minutes by car "
-        "(Barlet et al., DREES Études et Résultats 2012; DREES 2023 method note)",
+        "DREES APL 2023: the distance decay reaches 0 at 20 minutes by car (workbook "
+        "apl_generalistes.xlsx, sheet 'Paramètres'); Cour des comptes 2024, annex 1, note "
+        "187: the DREES and the Irdes work with twenty minutes for general practice",
         maximum=MAX_MINUTES,
     )
     # --- demand ---------------------------------------------------------
     consultations_per_inhabitant: float = _p(
         3.4, "consultations/inhabitant/year",
-        "national mean APL for GPs, about 3.3-3.4 consultations per inhabitant per year "
-        "(DREES, APL 2022); used as demand so that the national supply meets the mean need",
+        "assumption: yearly GP need per inhabitant set near the national mean supply (DREES "
+        "APL 2023: 3.74 consultations per standardised inhabitant, weighted mean of apl_mg); "
+        "APL measures accessible supply, not need, so this reads 'today's national average is "
+        "enough'; set it for the territory",
         minimum=0.1, maximum=100.0,
     )
     # --- supply -----------------------------------------------------------
     consultations_per_day_liberal: float = _p(
         24.0, "consultations/physician-day",
-        "Cour des comptes 2024: more than 3 consultations per opening hour in liberal "
-        "practice, times an 8-hour day",
+        "Cour des comptes 2024, chapter III (centres de santé hospitaliers): liberal "
+        "practices average more than 3 consultations per opening hour; times an 8-hour day "
+        "(assumption); 24 x 5 x 46 = 5,520 a year, near the 5,400 the DREES APL 2023 imputes "
+        "to a GP without past activity",
         minimum=1.0, maximum=200.0,
     )
     consultations_per_day_salaried: float = _p(
-        11.2, "consultations/physician-day",
-        "Cour des comptes 2024: 1.6 consultations per opening hour observed in a hospital "
-        "centre de santé, times a 7-hour salaried day",
+        12.7, "consultations/physician-day",
+        "Cour des comptes 2024, chapter III (centres de santé hospitaliers): 12.7 "
+        "consultations per day in the centres de santé of the CH d'Issoudun, a case the Cour "
+        "cites as low productivity (1.6 per opening hour against more than 3 in liberal "
+        "practice): a prudent figure for a new salaried centre, not a typical one",
         minimum=1.0, maximum=200.0,
     )
     working_weeks: float = _p(
         46.0, "weeks/year",
-        "assumption: 52 weeks less 5 weeks of leave and about 1 week of public holidays",
+        "Cour des comptes 2024, annex 2 (DREES panel 2019): liberal GPs take 5.7 weeks of "
+        "holidays a year; 52 - 5.7 = 46.3, rounded down to 46",
         minimum=1.0, maximum=53.0,
     )
     days_per_fte: float = _p(
         5.0, "days/week",
-        "assumption: a full-time GP works 5 days a week (DREES 2019 reports about 54 hours "
-        "a week for liberal GPs)",
+        "Cour des comptes 2024, annex 2 (DREES panel 2019): liberal GPs work 54 hours a week "
+        "over 9.5 half-days, about 5 days",
         minimum=1.0, maximum=7.0,
     )
     max_secondary_days_per_gp: float = _p(
         1.0, "days/week per FTE",
-        "Cour des comptes 2024: the reference secondary activity is one day a week "
-        "(about 40 days a year)",
+        "assumption: a GP gives at most one day a week to cabinets secondaires; the Cour des "
+        "comptes 2024 (chapter III, note 154) gives one day a week as the MINIMUM presence of "
+        "a GP in a cabinet secondaire, not a cap, so raise it to study heavier commitments",
         maximum=7.0,
     )
     max_travel_minutes: float = _p(
         60.0, "min",
-        "Cour des comptes 2024: main and secondary sites are typically less than one hour "
-        "apart (its examples: 21 to 53 minutes)",
+        "Cour des comptes 2024, annex 3 (APL): dense and under-dense zones are often less "
+        "than one hour apart, making practice in both possible (its examples: 21 to 53 "
+        "minutes)",
         maximum=MAX_MINUTES,
     )
     # --- cabinets secondaires ----------------------------------------------
     cabinet_min_days: float = _p(
         1.0, "days/week",
-        "Cour des comptes 2024 reference presence of one day a week",
+        "Cour des comptes 2024, chapter III, note 154: a minimum presence equivalent to one "
+        "day a week (40 days a year) in a cabinet secondaire",
         maximum=7.0,
     )
     cabinet_max_days: float = _p(
@@ -117,8 +128,10 @@ class Parameters:
     )
     cabinet_cost_per_day: float = _p(
         250.0, "EUR/physician-day",
-        "CSTM contract: 25 % of fees earned in the zone (24 consultations x EUR 30 = EUR 720 "
-        "a day, so EUR 180) plus travel (about 100 km at EUR 0.60/km, EUR 60), rounded",
+        "assumption: 25 % of a day's fees (24 consultations x EUR 30 = EUR 720, so EUR 180) "
+        "plus travel (about 100 km at EUR 0.60/km, EUR 60), rounded; the Assurance maladie "
+        "would pay the travel (Cour des comptes 2024, chapter III, note 155) and its CSTM "
+        "contract tops up fees earned in the zone (rate not in the shipped sources)",
         maximum=MAX_COST,
     )
     # --- centres de santé ---------------------------------------------------
@@ -129,8 +142,8 @@ class Parameters:
     )
     centre_max_fte: float = _p(
         10.0, "FTE",
-        "assumption: largest centres de santé observed by the Cour des comptes 2024 employ "
-        "about ten GPs",
+        "assumption: a centre de santé employs at most ten salaried GP FTE (no published "
+        "figure in the shipped sources; set it for the territory)",
         maximum=MAX_FTE,
     )
     centre_fixed_cost: float = _p(
@@ -141,68 +154,98 @@ class Parameters:
     )
     centre_cost_per_fte: float = _p(
         40000.0, "EUR/FTE/year",
-        "Cour des comptes 2024: centres run structural deficits of 10 to 50 %; 30 % of an "
-        "employer cost of about EUR 130,000 per salaried GP",
+        "assumption: 30 % of an employer cost of about EUR 130,000 per salaried GP (that cost "
+        "is itself an assumption), the deficit a funder covers; Hubert 2010 (Mission médecine "
+        "de proximité, section 2.2.2) reports structural deficits of 10 to 50 % in centres de "
+        "santé",
         maximum=MAX_COST,
     )
     # --- budget and objective -------------------------------------------------
     budget: float = _p(
         1_000_000.0, "EUR/year",
-        "placeholder: each instance's manifest sets the budget its planners study",
+        "setting: each instance's manifest sets the budget its planners study (this default "
+        "is a placeholder)",
         maximum=MAX_COST,
     )
     apl_threshold: float = _p(
         2.5, "consultations/inhabitant/year",
-        "ZIP zoning: territories under 2.5 are zones d'intervention prioritaire "
-        "(arrêté of 1 Oct 2021, DGOS zoning method)",
+        "DGOS GP zoning (arrêté of 1 Oct 2021 and its method): communes under 2.5 "
+        "consultations a year per standardised inhabitant are zones d'intervention "
+        "prioritaire (the arrêté is not in the shipped sources); under 2 is 'very "
+        "under-served' (Legendre 2021, cited by the Cour des comptes 2024, annex 3, note 213)",
         maximum=100.0,
     )
     apl_decay: str = _p(
         "drees2019", "name",
-        "DREES 2019+ steps: <10 min 1, 10-15 0.66, 15-20 0.33, >=20 0; 'drees2012': "
+        "DREES APL 2019 to 2023 steps (workbook apl_generalistes.xlsx, sheet 'Paramètres'): "
+        "<10 min 1, 10-15 2/3, 15-20 1/3, >=20 0; 'drees2012' (Barlet et al. 2012): "
         "<5 1, 5-10 0.3, 10-15 0.1",
         minimum=None,
         choices=("drees2019", "drees2012"),
     )
+    apl_exclude_65_plus: bool = _p(
+        False, "flag",
+        "DREES APL 2023 publishes apl_mg (all GPs, the headline indicator used here by "
+        "default) and apl_mg_lt65 (GPs aged 65 and over left out); true leaves out each "
+        "practice's share_65_plus",
+        minimum=None,
+    )
     # --- travel times -----------------------------------------------------------
     detour_factor: float = _p(
         1.3, "ratio",
-        "road circuity factor: Ballou, Rahardja and Sakai (2002), Transportation Research "
-        "A 36(9), report factors of about 1.2 to 1.4 for European road networks",
+        "road circuity factor: Ballou, Rahardja and Sakai (2002), Transportation Research A "
+        "36(9), report factors of about 1.2 to 1.4 for European road networks (not in the "
+        "shipped sources); built instances set their own, fitted to the DREES APL "
+        "(models/instances.md)",
         minimum=1.0, maximum=10.0,
     )
     speed_kmh: float = _p(
         60.0, "km/h",
-        "assumption: mean door-to-door car speed on French secondary roads",
+        "assumption: mean door-to-door car speed on French secondary roads; built instances "
+        "set their own, fitted to the DREES APL (models/instances.md)",
         minimum=1.0, maximum=300.0,
     )
     travel_symmetric: bool = _p(
         False, "flag",
-        "a travel row A->B also gives B->A when true; off by default so that a one-way "
-        "distancier stays one-way",
+        "setting: a travel row A->B also gives B->A when true; off by default so that a "
+        "one-way distancier stays one-way",
         minimum=None,
     )
     max_pairs: float = _p(
         50_000_000, "pairs",
-        "safety limit on reachable (origin, destination) pairs kept in memory: measured "
-        "(tracemalloc, `tests/test_travel.py`) at about 35 bytes a pair kept and 110-135 bytes "
-        "a pair at the peak of the computation, so 50 million pairs is about 6-7 GB at the "
-        "peak; the loader refuses more with a one-line error instead of swapping",
+        "setting: safety limit on reachable (origin, destination) pairs kept in memory: "
+        "measured (tracemalloc, `tests/test_travel.py`) at about 35 bytes a pair kept and "
+        "110-135 bytes a pair at the peak of the computation, so 50 million pairs is about "
+        "6-7 GB at the peak; the loader refuses more with a one-line error instead of "
+        "swapping",
         minimum=1.0, maximum=1e12,
     )
     # --- who pays ---------------------------------------------------------------
     funder_cabinet_fixed: str = _p(
-        "collectivites", "funder", "communes usually provide secondary premises", minimum=None
+        "collectivites", "funder",
+        "Cour des comptes 2024, chapter III, note 155: the financial courts recommend "
+        "focusing local authorities' aid on premises, with a departmental plan for cabinets "
+        "secondaires",
+        minimum=None,
     )
     funder_cabinet_days: str = _p(
-        "assurance_maladie", "funder", "CSTM contract of the Assurance maladie", minimum=None
+        "assurance_maladie", "funder",
+        "Cour des comptes 2024, chapter III, note 155: the Assurance maladie would pay the "
+        "travel costs; its CSTM contract pays GPs who practise part-time in an under-served "
+        "zone",
+        minimum=None,
     )
     funder_centre_fixed: str = _p(
-        "collectivites", "funder", "centres de santé run by communes or départements",
+        "collectivites", "funder",
+        "Hubert 2010, section 2.1.1: centres de santé are run by non-profit bodies or local "
+        "authorities; assumption: here the collectivités pay the premises",
         minimum=None,
     )
     funder_centre_fte: str = _p(
-        "ars_hopital", "funder", "deficit covered by the ARS (FIR) or the hospital operator",
+        "ars_hopital", "funder",
+        "Cour des comptes 2024, chapter III, part B: hospitals (groupements hospitaliers de "
+        "territoire) should open centres de santé where liberal operators are lacking; "
+        "assumption: the ARS (FIR) or the hospital operator covers the deficit",
         minimum=None,
     )
 

@@ -41,7 +41,7 @@ class TravelTimes:
 
     def __init__(self, zone_ids: pd.Index, *, table: pd.DataFrame | None = None,
                  lon=None, lat=None, detour_factor: float = 1.3, speed_kmh: float = 60.0,
-                 max_pairs: float = 5e7):
+                 max_pairs: float = 5e7, access_minutes=None):
         self.zone_ids = pd.Index(zone_ids, dtype=object)
         self.max_pairs = int(max_pairs)
         self.detour_factor = float(detour_factor)
@@ -65,6 +65,13 @@ class TravelTimes:
                 raise ValueError("every zone needs finite lon and lat to compute travel times")
             self._xyz = _unit_vectors(self._lon, self._lat)
             self._pos = pd.Series(np.arange(len(self.zone_ids)), index=self.zone_ids)
+            # Minutes added at each end of a trip between two distinct zones (the zones
+            # table's optional access_minutes, e.g. fitted to the DREES APL by the builder).
+            access = np.zeros(len(self.zone_ids)) if access_minutes is None else \
+                np.nan_to_num(np.asarray(access_minutes, dtype=float), nan=0.0)
+            if access.shape != (len(self.zone_ids),) or (access < 0).any() or not np.isfinite(access).all():
+                raise ValueError("access_minutes must give one finite non-negative value per zone id")
+            self._access = access
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -79,15 +86,19 @@ class TravelTimes:
 
     @classmethod
     def from_coordinates(cls, zone_ids, lon, lat, *, detour_factor: float, speed_kmh: float,
-                         max_pairs: float = 5e7) -> "TravelTimes":
+                         max_pairs: float = 5e7, access_minutes=None) -> "TravelTimes":
+        """Great-circle km x detour / speed, plus each end's ``access_minutes`` (default 0)."""
         return cls(zone_ids, lon=lon, lat=lat, detour_factor=detour_factor,
-                   speed_kmh=speed_kmh, max_pairs=max_pairs)
+                   speed_kmh=speed_kmh, max_pairs=max_pairs, access_minutes=access_minutes)
 
     def describe(self) -> str:
         if self.kind == "table":
             return f"user travel table ({len(self._table):,} pairs; absent pairs unreachable)"
-        return (f"great-circle distance x {self.detour_factor:g} / {self.speed_kmh:g} km/h "
-                "(no travel table)")
+        text = f"great-circle distance x {self.detour_factor:g} / {self.speed_kmh:g} km/h"
+        if self._access.any():
+            text += (f" + access minutes at each end (zones column access_minutes, mean "
+                     f"{self._access.mean():.2f}, max {self._access.max():.1f})")
+        return text + " (no travel table)"
 
     # -- queries ----------------------------------------------------------------------
     def pairs(self, origins, destinations, cutoff: float) -> pd.DataFrame:
@@ -133,7 +144,7 @@ class TravelTimes:
             i = self._pos.reindex(f).to_numpy()
             j = self._pos.reindex(t).to_numpy()
             km = great_circle_km(self._lon[i], self._lat[i], self._lon[j], self._lat[j])
-            out = km * self.detour_factor / self.speed_kmh * 60.0
+            out = km * self.detour_factor / self.speed_kmh * 60.0 + self._access[i] + self._access[j]
         return np.where(same, 0.0, out)
 
     # -- internals ------------------------------------------------------------------------
@@ -156,7 +167,7 @@ class TravelTimes:
         a, b = m["i"].astype(np.int64), m["j"].astype(np.int64)
         ia, ib = io_[a], id_[b]
         minutes = great_circle_km(self._lon[ia], self._lat[ia], self._lon[ib], self._lat[ib])
-        minutes = minutes * self.detour_factor / self.speed_kmh * 60.0
+        minutes = minutes * self.detour_factor / self.speed_kmh * 60.0 + self._access[ia] + self._access[ib]
         minutes = np.where(ia == ib, 0.0, minutes)
         out = pd.DataFrame({"from_id": o.to_numpy()[a], "to_id": d.to_numpy()[b], "minutes": minutes})
         out = out[out["minutes"] <= cutoff].drop_duplicates(["from_id", "to_id"])

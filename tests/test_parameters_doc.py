@@ -92,3 +92,56 @@ def test_layering_order(tiny_copy):
     assert load_instance(tiny_copy, overrides={"coverage_minutes": 12}).parameters.coverage_minutes == 12
     with pytest.raises(InputError, match=r"^scenario\.toml, column 'cabinet_min_days'"):
         inst.with_parameters({"cabinet_min_days": 9}, file="scenario.toml")
+
+
+# --- every default is sourced or called an assumption (issue 16, item 5) -------------
+
+CITED = ("Cour des comptes 2024", "DREES", "Hubert 2010", "DGOS", "Ballou", "Barlet")
+
+
+@pytest.mark.parametrize("row", Parameters.describe(), ids=lambda r: r["name"])
+def test_every_parameter_has_a_source_line(row):
+    source = " ".join(row["source"].split())
+    kinds = [source.startswith("assumption:"), source.startswith("setting:"),
+             any(c in source for c in CITED)]
+    assert any(kinds), (f"{row['name']}: the source must cite a document ({', '.join(CITED)}) or "
+                        "start with 'assumption:' or 'setting:'")
+    if "Cour des comptes 2024" in source:  # locatable: a chapter, part, annex or note
+        assert re.search(r"chapter|annex|note \d+", source), row["name"]
+
+
+SOURCES = Path(__file__).resolve().parents[1].parent / "shared" / "sources"
+# What each Cour/Hubert citation says, as the French text of the report has it.
+QUOTED = {
+    "consultations_per_day_salaried": ("cour-des-comptes-2024-soins-de-premier-recours.txt",
+                                       "12,7 consultations par jour"),
+    "consultations_per_day_liberal": ("cour-des-comptes-2024-soins-de-premier-recours.txt",
+                                      "la moyenne des cabinets libéraux est supérieure à 3"),
+    "working_weeks": ("cour-des-comptes-2024-soins-de-premier-recours.txt", "5,7 semaines"),
+    "days_per_fte": ("cour-des-comptes-2024-soins-de-premier-recours.txt", "54 heures sur 9,5 demi-journées"),
+    "cabinet_min_days": ("cour-des-comptes-2024-soins-de-premier-recours.txt",
+                         "une présence minimale équivalant à une journée par semaine"),
+    "max_travel_minutes": ("cour-des-comptes-2024-soins-de-premier-recours.txt", "distantes de moins d’une heure"),
+    "coverage_minutes": ("cour-des-comptes-2024-soins-de-premier-recours.txt", "distance de vingt minutes"),
+    "centre_cost_per_fte": ("hubert-2010-medecine-de-proximite.txt", "déficit « structurel » de 10% à 50%"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUOTED))
+def test_cited_figures_are_in_the_source_reports(name):
+    file, phrase = QUOTED[name]
+    path = SOURCES / file
+    if not path.is_file():
+        pytest.fail(f"source report {path} is missing")
+    text = " ".join(path.read_text(encoding="utf-8").split())
+    assert phrase in text, f"{name}: '{phrase}' not found in {file}"
+
+
+def test_misattributions_of_issue_16_are_gone():
+    src = {r["name"]: r["source"] for r in Parameters.describe()}
+    assert src["centre_cost_per_fte"].startswith("assumption:")  # the Cour gives no such figure
+    assert src["centre_max_fte"].startswith("assumption:") and "Cour" not in src["centre_max_fte"]
+    assert "Barlet" not in src["coverage_minutes"]  # the 2012 APL stopped at 15 minutes
+    assert Parameters().consultations_per_day_salaried == 12.7  # the Cour's own per-day figure
+    assert src["max_secondary_days_per_gp"].startswith("assumption:")  # a minimum, not a cap
+    assert src["consultations_per_inhabitant"].startswith("assumption:")  # supply used as need

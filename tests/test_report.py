@@ -113,8 +113,8 @@ def test_report_renders_in_chromium_with_the_numbers_of_solution_json(shipped_so
     assert dom.values["model"] == summary["model"] == "coverage"
     assert dom.values["check-ok"] == "true" and summary["check"]["ok"] is True
     assert dom.values["fingerprint"] == summary["instance"]["fingerprint"]
-    assert dom.values["supply-source"] == "illustrative"
-    assert "illustrative-warning" in r.stdout.decode("utf-8")
+    assert dom.values["supply-source"] == "calibrated"  # the shipped Nièvre since issue 16
+    assert "calibrated-note" in r.stdout.decode("utf-8") and "illustrative-warning" not in r.stdout.decode("utf-8")
     # self-contained: the one image is an inline PNG, no script, no external reference
     assert dom.images and all(src.startswith("data:image/png;base64,") for src in dom.images)
     assert dom.scripts == 0
