@@ -269,6 +269,14 @@ def _pairs_within(instance: Instance, origins, destinations, cutoff: float) -> p
     return pd.concat([own, far], ignore_index=True).drop_duplicates(["from_id", "to_id"])
 
 
+def _counted_population(instance: Instance) -> pd.Series:
+    """Population of each zone counted in the headline figures: 0 for a neighbour across the
+    planning territory's border (``planning`` 0), which serves and competes but is not counted."""
+    z = instance.zones
+    pop = z["population"].astype(float)
+    return pop.where(z["planning"] == 1, 0.0) if "planning" in z.columns else pop
+
+
 def _reach(instance: Instance, sources: pd.DataFrame, cutoff: float) -> pd.DataFrame:
     """(zone_id, source_id, minutes) for every source (source_id, zone_id) within ``cutoff``."""
     zz = _pairs_within(instance, instance.zones.index, sources["zone_id"], cutoff)
@@ -344,7 +352,7 @@ def well_formed(sol: Solution) -> Solution:
              for name in ("sites", "schedule", "practices", "assignment", "zones")}
     if typed["zones"].empty:
         raise _malformed("has no zone (one row per zone of the instance)", file="zones.csv")
-    return Solution(summary=sol.summary, zone_geometry=sol.zone_geometry, extra=dict(sol.extra), **typed)
+    return Solution(summary=sol.summary, zone_geometry=sol.zone_geometry, instance=sol.instance, **typed)
 
 
 def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: bool = False) -> CheckReport:
@@ -634,9 +642,12 @@ class _Checker:
         self.differ("zones.csv covered_after", ids, z["covered_after"], share_after, fmt=".6f")
         self.text_differ("zones.csv main_source_after", ids, z["main_source_after"], main["source_id"])
         self.differ("zones.csv minutes_after", ids, z["minutes_after"], main["minutes"], rtol=1e-6, atol=1e-6)
-        self.covered = covered = float((pop * share_after).sum())
-        self.covered_before = covered_before = float((pop * share_before).sum())
-        total = float(pop.sum())
+        # Headline figures count the planning territory only (neighbours across its border,
+        # `planning` 0, serve and compete but are not counted).
+        counted = (zin["planning"] == 1) if "planning" in zin.columns else pd.Series(True, index=ids)
+        self.covered = covered = float((pop * share_after)[counted].sum())
+        self.covered_before = covered_before = float((pop * share_before)[counted].sum())
+        total = float(pop[counted].sum())
         for key, value in (("population_total", total), ("population_covered", covered),
                            ("population_uncovered", total - covered),
                            ("population_covered_before", covered_before),
@@ -650,7 +661,7 @@ class _Checker:
             candidates = pd.DataFrame({"source_id": usable.to_numpy(),
                                        "zone_id": sites_in.loc[usable, "zone_id"].to_numpy()})
             reachable = set(_reach(self.instance, pd.concat([practices, candidates]), p.coverage_minutes)["zone_id"])
-            must = pd.Series(ids.isin(list(reachable)), index=ids) & (pop > 0)
+            must = pd.Series(ids.isin(list(reachable)), index=ids) & (pop > 0) & counted
             short = must & (share_after < 1 - 1e-9)
             if short.any():
                 zid = short.index[short][0]
@@ -765,7 +776,7 @@ class _Checker:
     # -- objective, bound, status and the stage list -------------------------------------
     def check_objective_and_status(self) -> None:
         S, v, R = self.S, self.v, self.R
-        pop = self.instance.zones["population"].astype(float)
+        pop = _counted_population(self.instance)
         weight = self.instance.zones["weight"].astype(float)
         obj, bound, gap = (_finite(S.get(k)) for k in ("objective", "bound", "gap"))
         status = S["status"]
@@ -878,7 +889,7 @@ class _Checker:
             got = block.get(key)
             if (got != want) if isinstance(want, str) else not (_is_number(got) and _close(got, want)):
                 v.append(f"solution.json apl.{key} is {got!r}, not {want!r}")
-        pop = self.instance.zones["population"].astype(float)
+        pop = _counted_population(self.instance)
         for when, apl in (("before", before), ("after", after)):
             part = block.get(when)
             if not isinstance(part, dict) or not isinstance(part.get("under"), dict):

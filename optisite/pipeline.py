@@ -25,7 +25,7 @@ from .deadline import Deadline
 from .errors import InfeasibleError, InputError
 from .instance import Instance
 from .models.base import Context, Decisions, Model
-from .solution import Solution, derive, headline, plan_objective
+from .solution import Solution, derive, headline, plan_objective, planning_zones
 from .solver import SolveOptions, StageResult, StageSolver, Watch, relative_gap
 from .summary import Summary
 
@@ -252,7 +252,7 @@ def _add_apl(instance: Instance, model: Model, tables: dict) -> dict:
     z = tables["zones"]
     z["apl_before"] = before.reindex(z["zone_id"]).to_numpy()
     z["apl_after"] = after.reindex(z["zone_id"]).to_numpy()
-    pop = instance.zones["population"]
+    pop = instance.zones["population"][planning_zones(instance)]  # the planning territory only
     thresholds = sorted({2.5, 4.0, float(p.apl_threshold)})
     return {
         "threshold": float(p.apl_threshold), "decay": inputs.decay, "demand_basis": inputs.demand_basis,

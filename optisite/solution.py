@@ -200,10 +200,20 @@ def plan_objective(result, instance: Instance, tables: dict[str, pd.DataFrame], 
     return 0.0 if before else float(tables["sites"]["cost_total"].sum())
 
 
+def planning_zones(instance: Instance) -> pd.Series:
+    """Zones counted in the headline figures: the planning territory (``planning`` 1), not the
+    neighbours across its border that serve and compete (all zones when the column is absent)."""
+    z = instance.zones
+    if "planning" in z.columns:
+        return z["planning"] == 1
+    return pd.Series(True, index=z.index)
+
+
 def headline(instance: Instance, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """Population and cost figures of the summary, computed from the tables."""
     p = instance.parameters
     z, s = tables["zones"], tables["sites"]
+    z = z[planning_zones(instance).reindex(z["zone_id"]).fillna(True).to_numpy(bool)]
     pop = float(z["population"].sum())
     covered = float((z["population"] * z["covered_after"]).sum())
     covered_before = float((z["population"] * z["covered_before"]).sum())

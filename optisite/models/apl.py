@@ -70,7 +70,9 @@ def prepare(instance: Instance, pairs: pd.DataFrame, links: pd.DataFrame,
     fte = coef[coef["source_id"].isin(st.centres.index)][["zone_id", "source_id", "coefficient"]]
     fte = fte.rename(columns={"source_id": "site_id"}).assign(coefficient=lambda d: d["coefficient"] * per_fte)
 
-    pop = instance.zones["population"]
+    from ..solution import planning_zones
+
+    pop = instance.zones["population"][planning_zones(instance)]  # neighbours serve, are not counted
     pop = pop[pop > 0]
     # Upper bound: every reachable cabinet at its maximum days, every centre at its maximum FTE.
     cab_max = st.cabinets["max_days"] * per_day

@@ -44,7 +44,10 @@ class LscpData:
 
 def prepare(instance, pairs: pd.DataFrame, force_open=(), force_closed=()) -> LscpData:
     """Zones to cover and the candidates that reach them (``pairs`` from ``reach.coverage_pairs``)."""
+    from ..solution import planning_zones
+
     pop = instance.zones["population"].astype(float)
+    pop = pop[planning_zones(instance)]  # neighbours across the border are not planned for
     by_practice = set(pairs.loc[pairs["source_kind"] == "practice", "zone_id"])
     need = pop[(pop > 0) & ~pop.index.isin(list(by_practice))]
     site_pairs = pairs.loc[(pairs["source_kind"] != "practice") & ~pairs["source_id"].isin(list(force_closed)),
