@@ -312,6 +312,12 @@ class Parameters:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def cutoff_for_apl(self) -> float:
+        """The travel time beyond which the APL decay is 0 (neighbours within it count)."""
+        from .decay import decay_steps
+
+        return max(upper for upper, _ in decay_steps(self.apl_decay))
+
 
 def accepted(f: dataclasses.Field) -> str:
     """The values a parameter accepts, as the documentation writes them."""

@@ -312,6 +312,15 @@ def result_meaning(summary) -> dict:
     return get(summary.get("model")).result.to_dict()
 
 
+def _planning(instance: Instance, zones: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the planning territory (neighbours across its border serve but are not
+    counted, so the report's lists and figures leave them out)."""
+    from .solution import planning_zones
+
+    keep = planning_zones(instance).reindex(zones["zone_id"].astype(str)).fillna(True).to_numpy(bool)
+    return zones[keep].copy()
+
+
 def _apl(instance: Instance, sol: Solution) -> dict | None:
     """APL before and after (DREES 2SFCA), read from zones.csv (the checker recomputed it
     from the plan's capacities); ``None`` when the model computes no APL."""
@@ -319,7 +328,7 @@ def _apl(instance: Instance, sol: Solution) -> dict | None:
         return None
     from .apl import apl_summary
 
-    z = sol.zones
+    z = _planning(instance, sol.zones)
     if not {"apl_before", "apl_after"} <= set(z.columns):
         return {"error": "zones.csv has no apl_before/apl_after columns: re-run optisite solve"}
     pop = z["population"].astype(float)
@@ -346,7 +355,7 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
     sched["practice_commune"] = names.reindex(sched["practice_zone_id"].astype(str)).to_numpy()
     sched["site_commune"] = names.reindex(sched["site_zone_id"].astype(str)).to_numpy()
 
-    z = sol.zones.copy()
+    z = _planning(instance, sol.zones)
     worse = z[z["uncovered_after"].astype(float) > z["uncovered_before"].astype(float) + 0.5]
     moves = access_changes(z)
     unc = z[z["uncovered_after"].astype(float) > 0.5].sort_values(
