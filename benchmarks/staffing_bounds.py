@@ -10,7 +10,9 @@ limit for the whole solve, the checker on). Variants:
 * ``after``: the hook (``Staffing.bound``: the days-and-FTE-continuous relaxation,
   warm-started from the plan) gets what the main stages leave;
 * ``shareS``: the pipeline keeps a share S of the time for the hook up front
-  (``Model.bound_share``), the main stages get the rest.
+  (``Model.bound_share``, whatever the limit), the main stages get the rest;
+* ``default``: the model as shipped (``Staffing.bound_share`` from
+  ``Staffing.bound_share_from_s`` seconds left).
 
 Per run: the plan, HiGHS's bound, the best bound and the method that proved it, the
 gap before (plan vs HiGHS) and after (plan vs best), the hook's seconds, the total
@@ -48,7 +50,8 @@ def run(inst, variant: str, time_limit: float) -> dict:
         model.bound_share = 0.0
     elif variant.startswith("share"):
         model.bound_share = float(variant[5:])
-    else:
+        model.bound_share_from_s = 0.0
+    elif variant != "default":
         raise SystemExit(f"unknown variant '{variant}'")
     load = os.getloadavg()[0]
     t = time.perf_counter()
@@ -57,6 +60,7 @@ def run(inst, variant: str, time_limit: float) -> dict:
     finally:
         model.__dict__.pop("bound", None)
         model.__dict__.pop("bound_share", None)
+        model.__dict__.pop("bound_share_from_s", None)
     S = sol.summary
     stages = S["solver"]["stages"]
     first = stages[0]

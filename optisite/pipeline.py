@@ -106,7 +106,8 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     highs_options, highs_warning = model.highs_options(m)
     # A model with a bound hook may keep a declared share of the time for it.
     left = deadline.left()
-    cap = left * (1.0 - model.bound_share) if left is not None and model.bound_share > 0 else None
+    keep = model.bound_share if left is not None and left >= model.bound_share_from_s else 0.0
+    cap = left * (1.0 - keep) if keep > 0 else None
     stages = ctx.solver.lexicographic(m, model.objectives(m), warm_start=bool(start_stages),
                                       highs_options=highs_options, time_limit=cap)
     first = stages[0]

@@ -117,3 +117,27 @@ def test_solve_reports_the_relaxation_bound_and_the_checker_accepts_it(monkeypat
     out = sol.write(tmp_path / "out")
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "How the bound was proven: relaxation" in html
+
+
+@pytest.mark.parametrize("limit,kept", [(60, False), (400, True)])
+def test_staffing_keeps_half_the_time_for_its_bound_only_on_long_limits(monkeypatch, limit, kept):
+    """Staffing.bound_share applies from bound_share_from_s seconds left (measured in
+    benchmarks/results/staffing_bounds*.md): the main stages are capped at the rest."""
+    from optisite.models import get
+
+    model = get("staffing")
+    assert model.bound_share == 0.5 and model.bound_share_from_s == 150.0
+    real, caps = StageSolver.lexicographic, []
+
+    def spy(self, m, objectives, **kw):
+        if objectives[0].name == "uncovered" and len(objectives) > 1:
+            caps.append(kw.get("time_limit"))
+        return real(self, m, objectives, **kw)
+
+    monkeypatch.setattr(StageSolver, "lexicographic", spy)
+    solve(load_instance("instances/tiny"), SolveOptions(model="staffing", time_limit=limit, threads=1), check=False)
+    assert len(caps) == 1
+    if kept:
+        assert caps[0] == pytest.approx(limit / 2, rel=0.05)
+    else:
+        assert caps[0] is None

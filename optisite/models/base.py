@@ -186,8 +186,10 @@ class Model:
         raise NotImplementedError
 
     #: Share of the time left after the start that the pipeline keeps for :meth:`bound`
-    #: (the main stages are capped at the rest). 0: the hook only gets what the stages leave.
+    #: (the main stages are capped at the rest), when at least ``bound_share_from_s``
+    #: seconds are left. 0: the hook only gets what the stages leave.
     bound_share: ClassVar[float] = 0.0
+    bound_share_from_s: ClassVar[float] = 0.0
 
     def bound(self, ctx: Context, data: Any, m, stages: list) -> tuple[float, str] | None:
         """A lower bound on the first objective proved another way than HiGHS's search on
