@@ -218,6 +218,8 @@ class Model:
         stage, the later stages and the polish may have improved on the incumbent."""
         from ..solution import plan_objective
 
+        if summary.get("status") == "optimal":
+            return Finish()  # the proven optimum: the solver's value, exact to its tolerances
         return Finish(objective=plan_objective(self.result, ctx.instance, tables, summary.get("apl")))
 
     def __repr__(self) -> str:
