@@ -460,11 +460,16 @@ def read_solution_supply(folder, instance: Instance) -> tuple[pd.Series, pd.Seri
                                  fix="give a folder written by optisite solve")
             out.append(None)
             continue
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        from .exports import csv_read_options
+
+        opts = csv_read_options(path)  # plain or excel-fr (';', decimal comma, BOM)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=opts["sep"], encoding=opts["encoding"])
         for col in (id_col, cap_col):
             if col not in frame.columns:
                 raise InputError("required column is missing", file=name, column=col,
                                  fix="give a folder written by optisite solve")
+        if opts["decimal"] != ".":
+            frame[cap_col] = frame[cap_col].str.replace(opts["decimal"], ".", regex=False)
         values = pd.to_numeric(frame[cap_col].str.strip(), errors="coerce")
         if len(frame) and (frame[cap_col].str.strip() == "").all():
             raise InputError(f"the plan gives no {cap_col} (a coverage-model plan does not staff "

@@ -299,7 +299,7 @@ def write_folder(solution: Solution, out: Path, *, force: bool = False, report: 
             exports.write_csv(frame, tmp / f"{name}.csv", csv)
         if xlsx:
             exports.write_xlsx(tables, tmp / exports.XLSX)
-        exports.write_geopackages(solution, tmp)
+        _write_geo(solution, tmp)
         if html is not None:
             (tmp / "report.html").write_text(html, encoding="utf-8")
         summary = json.dumps(_clean(solution.summary), indent=2, sort_keys=True, default=_json_default,
@@ -307,6 +307,13 @@ def write_folder(solution: Solution, out: Path, *, force: bool = False, report: 
         (tmp / "solution.json").write_text(summary + "\n", encoding="utf-8")
 
     return outfolder.write_folder(Path(out), fill, kind="solution", own=SOLUTION_FILES, force=force)
+
+
+def _write_geo(solution: Solution, folder: Path) -> None:
+    """sites.gpkg and zones.gpkg, with their QGIS styles (:mod:`optisite.exports`)."""
+    from .exports import write_geopackages
+
+    write_geopackages(solution, folder)
 
 
 def read_solution(folder: str | Path) -> Solution:

@@ -160,3 +160,34 @@ def test_zones_geopackage_is_styled_by_served_share(tiny_copy, tmp_path):
     assert len(zones) == len(sol.zones)
     _check_styles(gpkg, ["zones"])
     assert 'attr="covered_after"' in _styles(gpkg)["zones"][1]
+
+
+def test_apl_reads_an_excel_fr_solution_like_a_plain_one(folders):
+    """``optisite apl --solution`` reads the plan's capacities from either CSV dialect."""
+    outputs = {}
+    for key in ("plain", "excel-fr"):
+        r = CliRunner().invoke(main, ["apl", str(folders["instance"]), "--solution", str(folders[key])])
+        assert r.exit_code == 0, (key, r.output)
+        outputs[key] = [line for line in r.output.splitlines() if line.startswith(("before", "after"))]
+    assert len(outputs["plain"]) == 2 and outputs["plain"] == outputs["excel-fr"]
+
+
+def test_apl_supply_reads_a_decimal_comma(folders, tmp_path):
+    """A fractional capacity written with a decimal comma reads back as the same number."""
+    import shutil
+
+    from optisite.apl import read_solution_supply
+    from optisite.exports import write_csv
+    from optisite.instance import load_instance
+
+    inst = load_instance(folders["instance"])
+    supplies = {}
+    for dialect in ("plain", "excel-fr"):
+        folder = tmp_path / dialect
+        shutil.copytree(folders["plain"], folder)
+        pr = read_solution(folder).practices
+        pr["capacity_after"] = pr["capacity_after"].astype(float) + 0.25
+        write_csv(pr, folder / "practices.csv", dialect)
+        supplies[dialect] = read_solution_supply(folder, inst)[1]
+    assert (supplies["plain"] % 1 == 0.25).all()
+    pd.testing.assert_series_equal(supplies["plain"], supplies["excel-fr"])

@@ -231,6 +231,14 @@ def test_report_leads_with_status_gap_gains_losses_and_cost(shipped_solution):
     raw = re.findall(r"(?<![\d\u202f.,])\d{4,}\.\d+", visible)
     assert not raw, raw[:5]
     assert "budget" in html[html.index("<details"):]  # the parameters are inside the details
+    # the parameters changed from their defaults are named outside the collapsed section
+    from optisite.parameters import Parameters
+
+    defaults = {d["name"]: d["default"] for d in Parameters.describe()}
+    changed = [k for k, v in summary["parameters"].items() if k in defaults and defaults[k] != v]
+    assert int(dom.values["parameters-changed"]) == len(changed)
+    for k in changed:
+        assert k in visible, k
 
 
 def test_report_names_communes_that_lose_access(tiny_copy):
