@@ -3,7 +3,7 @@
     python benchmarks/staffing_bounds.py [instances/nievre-58 ...] [--time-limit 60]
         [--variants plain,after,share0.5]
 
-Each run is one full ``optisite.solve`` (staffing model, one HiGHS thread, the time
+Each run is one full ``optisite.pipeline.solve`` (staffing model, one HiGHS thread, the time
 limit for the whole solve, the checker on). Variants:
 
 * ``plain``: the bound hook off; HiGHS's dual bound on the model as built (the reference);

@@ -26,19 +26,20 @@ def _supply_zone(inst):
 
 
 def test_hand_computed_three_zones():
-    """A 1000 inh., B 2000, C 800; A-B 10 min (weight 0.66), B-C 15 (0.33), A-C 20 (0).
-    P-A (in A) gives one day a week to CS-C (in C): P-A 9936, CS-C 1104 consultations/year.
-    D_A = 1000 + 0.66 x 2000 = 2320; D_C = 800 + 0.33 x 2000 = 1460;
-    APL_A = 9936 / 2320; APL_B = 0.66 x 9936 / 2320 + 0.33 x 1104 / 1460; APL_C = 1104 / 1460."""
+    """A 1000 inh., B 2000, C 800; A-B 10 min (weight 2/3), B-C 15 (1/3), A-C 20 (0): the DREES
+    2023 steps. P-A (in A) gives one day a week to CS-C (in C): P-A 9936, CS-C 1104
+    consultations/year. D_A = 1000 + 2/3 x 2000; D_C = 800 + 1/3 x 2000;
+    APL_A = 9936 / D_A; APL_B = 2/3 x 9936 / D_A + 1/3 x 1104 / D_C; APL_C = 1104 / D_C."""
     inst = three_zones()
     supply = pd.Series({"P-A": 9936.0, "CS-C": 1104.0})
     got = checker._apl_2sfca(inst, supply, _supply_zone(inst))
-    assert got["A"] == pytest.approx(9936 / 2320, rel=1e-12)
-    assert got["B"] == pytest.approx(0.66 * 9936 / 2320 + 0.33 * 1104 / 1460, rel=1e-12)
-    assert got["C"] == pytest.approx(1104 / 1460, rel=1e-12)
+    d_a, d_c = 1000 + 2 / 3 * 2000, 800 + 1 / 3 * 2000
+    assert got["A"] == pytest.approx(9936 / d_a, rel=1e-12)
+    assert got["B"] == pytest.approx(2 / 3 * 9936 / d_a + 1 / 3 * 1104 / d_c, rel=1e-12)
+    assert got["C"] == pytest.approx(1104 / d_c, rel=1e-12)
     # Before: P-A alone at full activity (11,040); C is 20 min from A, so 0.
     before = checker._apl_2sfca(inst, pd.Series({"P-A": 11040.0}), _supply_zone(inst))
-    assert before.to_dict() == pytest.approx({"A": 11040 / 2320, "B": 0.66 * 11040 / 2320, "C": 0.0}, rel=1e-12)
+    assert before.to_dict() == pytest.approx({"A": 11040 / d_a, "B": 2 / 3 * 11040 / d_a, "C": 0.0}, rel=1e-12)
     # drees2012 by the instance's parameter: A-B 10 min -> 0.1; APL_A = 11040 / 1200.
     old = inst.with_parameters({"apl_decay": "drees2012"})
     got = checker._apl_2sfca(old, pd.Series({"P-A": 11040.0}), _supply_zone(old))
@@ -132,7 +133,7 @@ def test_well_formed_types_the_tables_and_refuses_a_malformed_folder(tmp_path):
 
     from optisite.errors import InputError
     from optisite.solution import read_solution
-    from optisite.solve import SolveOptions, solve
+    from optisite.pipeline import SolveOptions, solve
 
     inst = load_instance(INSTANCES / "tiny")
     out = solve(inst, SolveOptions(model="staffing", time_limit=10, threads=1)).write(tmp_path / "plan")

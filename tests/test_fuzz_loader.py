@@ -338,12 +338,13 @@ def test_manifest_parameter_values(data, n):
     """Any parameter at odd values: the manifest is refused in one line, or the instance loads and
     each model solves it (or says in one line why it cannot): never a traceback."""
     from optisite.errors import OptisiteError
-    from optisite.solve import solve
-    from optisite.solver import MODELS, SolveOptions
+    from optisite.pipeline import solve
+    from optisite.models import names as model_names
+    from optisite.solver import SolveOptions
 
     text = (TINY / "instance.toml").read_text(encoding="utf-8").split("[parameters]")[0]
     chosen = {data.draw(st.sampled_from(_parameter_names())): data.draw(PARAMETER_VALUES) for _ in range(n)}
-    model = data.draw(st.sampled_from(list(MODELS)))  # every draw before counting the case
+    model = data.draw(st.sampled_from(list(model_names())))  # every draw before counting the case
     text += "[parameters]\n" + "".join(f"{toml_key(k)} = {v}\n" for k, v in chosen.items())
     with tempfile.TemporaryDirectory() as tmp:
         folder = fresh_copy(tmp)
@@ -428,7 +429,7 @@ def test_corrupted_scenario(data):
     """A scenario is applied or refused in one line naming the file; `optisite solve` agrees (0 or 2)."""
     import click
 
-    import optisite.solve
+    import optisite.pipeline
     from optisite.scenario import apply, read_scenario
 
     raw = scenario_text(data)
@@ -455,7 +456,7 @@ def test_corrupted_scenario(data):
         def no_solve(*_args, **_kw):  # the scenario was accepted: stop before the solver
             raise click.exceptions.Exit(0)
 
-        with mock.patch.object(optisite.solve, "solve", no_solve):
+        with mock.patch.object(optisite.pipeline, "solve", no_solve):
             result = CliRunner().invoke(main, ["solve", str(TINY), "--quiet", "--scenario", str(path),
                                                "--out", str(Path(tmp) / "out")])
         assert "Traceback" not in result.output
