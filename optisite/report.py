@@ -145,6 +145,9 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
     moves = access_changes(z)
     pts = _zone_points(instance).reindex(z["zone_id"])
     poly = _polygons(instance, z["zone_id"])
+    from .solution import planning_zones
+
+    counted = planning_zones(instance).reindex(z["zone_id"]).fillna(True).to_numpy(bool)
     lat0 = float(np.nanmean(pts["lat"])) if len(pts) else 46.0
     aspect = 1.0 / max(math.cos(math.radians(lat0)), 0.1)
 
@@ -163,9 +166,12 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
         if poly is not None:
             import geopandas as gpd
 
-            gdf = gpd.GeoDataFrame({"v": values}, geometry=poly.to_numpy(), crs="EPSG:4326")
+            gdf = gpd.GeoDataFrame({"v": values, "counted": counted}, geometry=poly.to_numpy(), crs="EPSG:4326")
             gdf = gdf[gdf.geometry.notna()]
-            gdf.plot(ax=ax, column="v", cmap=cmap, vmin=0, vmax=1, edgecolor="#ffffff", linewidth=0.15)
+            # Neighbours across the border serve and compete but are not planned for: grey.
+            gdf[~gdf["counted"]].plot(ax=ax, color="#e4e4e4", edgecolor="#ffffff", linewidth=0.15)
+            gdf[gdf["counted"]].plot(ax=ax, column="v", cmap=cmap, vmin=0, vmax=1, edgecolor="#ffffff",
+                                     linewidth=0.15)
         else:
             size = 30 + 400 * np.sqrt(z["population"].astype(float).to_numpy()
                                       / max(float(z["population"].max()), 1.0))
