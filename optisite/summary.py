@@ -9,7 +9,7 @@ from ``read_solution``) and of a fresh solve share one code path.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
 OPTIONAL = ("apl", "check")  # present only when computed
@@ -50,7 +50,6 @@ class Summary(Mapping):
     command: str
     apl: dict[str, Any] | None = None
     check: dict[str, Any] | None = None
-    _keys: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.keys()}
