@@ -60,7 +60,9 @@ def test_spopt_san_francisco_optimum():
     assert data.n_clients == 205 and data.n_facilities == 16
     assert data.total_demand == 955_113
 
-    sol = _solve(data, time_limit=60)
+    # The limit is a safety net, not the test: about 10 s of CPU unloaded, several times
+    # that when the 2 cores are shared.
+    sol = _solve(data, time_limit=600)
 
     assert sol.status == "optimal"
     assert len(sol.open_sites) <= 4
@@ -78,7 +80,9 @@ def test_maximo_new_york_p50_best_known():
     assert (data.n_clients, data.p, data.radius) == (2713, 50, 400.0)
     assert data.known_optimum == 1_153_640
 
-    sol = _solve(data, time_limit=180)
+    # A safety net (about 45 s of CPU unloaded): at 180 s it stopped short once when the
+    # machine's 2 cores were shared by other jobs, failing a test about the optimum.
+    sol = _solve(data, time_limit=900)
 
     assert sol.status == "optimal", f"stopped at {sol.summary['population_covered']:,.0f} covered"
     assert len(sol.open_sites) <= 50
