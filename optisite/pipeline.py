@@ -183,7 +183,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
                 "start_stages": [s.to_dict() for s in start_stages],
                 "reductions": model.reductions(data, m),
                 "interrupted_by": stopped[0].extra.get("signal") if stopped else None,
-                **_stop(deadline, start_stages + stages + ctx.extra_stages)},
+                **_stop(deadline, start_stages, stages + ctx.extra_stages)},
         timings=timings, versions=versions(), warnings=warnings,
         command=command or shlex.join(["optisite", *sys.argv[1:]]), apl=apl_info,
     )
@@ -204,19 +204,21 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     return sol
 
 
-def _stop(deadline: Deadline, stages: list[StageResult]) -> dict:
-    """What stopped the search and whether the run can be reproduced: its tables are
-    when every stage that shapes the plan finished or stopped at its effort budget and
-    the wall clock cut nothing that shapes it (``models/solving.md``, "Reproducibility").
+def _stop(deadline: Deadline, start: list[StageResult], stages: list[StageResult]) -> dict:
+    """What stopped the search and whether the run can be reproduced: its tables are when
+    every stage proved its optimum (the canonical plan is unique, whatever the start), or
+    when every stage that shapes the plan finished or stopped at its effort budget and the
+    wall clock cut nothing that shapes it (``models/solving.md``, "Reproducibility").
     Cuts of the bound hook change only the reported bound and are listed apart."""
-    stopped = sorted({s.extra["stopped_by"] for s in stages if s.extra.get("stopped_by")})
-    for s in stages:  # stages run outside the StageSolver (a start, a heuristic) report here
+    stopped = sorted({s.extra["stopped_by"] for s in start + stages if s.extra.get("stopped_by")})
+    for s in start + stages:  # stages run outside the StageSolver (a heuristic start) report here
         if s.extra.get("stopped_by") == WALL:
             deadline.cut(f"stage '{s.name}' stopped by the wall clock", plan=not s.name.startswith("bound:"))
-    interrupted = any(s.status == "interrupted" for s in stages)
+    interrupted = any(s.status == "interrupted" for s in start + stages)
+    optimal = all(s.status == "optimal" for s in stages if not s.name.startswith("bound:"))
     return {"stopped_by": stopped, "wall_clock_cuts": list(deadline.cuts),
             "bound_wall_clock_cuts": list(deadline.bound_cuts),
-            "reproducible": not deadline.cuts and not interrupted}
+            "reproducible": not interrupted and (optimal or not deadline.cuts)}
 
 
 HIGHS_BOUND = "HiGHS branch and bound (dual bound of the first stage)"
