@@ -16,7 +16,9 @@ report). Columns:
   build: steps that cannot be stopped midway), ``timings.build`` in solution.json;
 * ``status``, ``stopped_by`` (effort budget / wall clock), ``reproducible``, ``objective``,
   ``uncovered_before`` and ``uncovered_after`` (inhabitants without access with the existing
-  supply alone and with the plan: a plan is never worse); ``cuts``: what the wall clock cut;
+  supply alone and with the plan: a plan is never worse); ``nodes`` and ``node_budget`` of
+  stage 1 (HiGHS's branch and bound against its effort budget); ``cuts``: what the wall
+  clock cut;
 * peer, plain HiGHS on the same model (``pipeline.build``, the first objective, APPSI,
   HiGHS's own ``time_limit`` = L, one thread), timed from ``solve`` call to return:
   ``peer_s``, ``peer_per_limit``; the build before it is not counted for the peer, so
@@ -121,6 +123,8 @@ def run_case(case: str, limit: float, model: str, threads: int, with_peer: bool,
                    status=S["status"], stopped_by="+".join(sv.get("stopped_by") or []) or "-",
                    reproducible=sv.get("reproducible"), objective=S["objective"],
                    uncovered_before=S["population_uncovered_before"], uncovered_after=S["population_uncovered"])
+        first = sv["stages"][0]
+        row["nodes"], row["node_budget"] = first["extra"].get("nodes"), first["extra"].get("node_budget")
         row["cuts"] = "; ".join(sv.get("wall_clock_cuts") or [])
     if with_peer:
         p = subprocess.run([sys.executable, __file__, "--peer", case, str(limit), m, str(threads)], env=env,

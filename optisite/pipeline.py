@@ -164,6 +164,10 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         status = "interrupted"
         warnings.append(f"the solve was interrupted ({stopped[0].extra.get('signal', 'signal')}) during stage "
                         f"'{stopped[0].name}': the plan is the best found so far, not proven optimal")
+    stop = _stop(deadline, start_stages, stages + ctx.extra_stages)
+    cut = None if stop["reproducible"] else _cut_warning(deadline)
+    if cut:
+        warnings.append(cut)
     if objective is None or not first.has_solution:
         # The plan is the status quo: its value is what the tables say (the checker recomputes it).
         objective = plan_objective(model.result, instance, tables, apl_info)
@@ -183,7 +187,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
                 "start_stages": [s.to_dict() for s in start_stages],
                 "reductions": model.reductions(data, m),
                 "interrupted_by": stopped[0].extra.get("signal") if stopped else None,
-                **_stop(deadline, start_stages, stages + ctx.extra_stages)},
+                **stop},
         timings=timings, versions=versions(), warnings=warnings,
         command=command or shlex.join(["optisite", *sys.argv[1:]]), apl=apl_info,
     )
@@ -202,6 +206,25 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         timings["check"] = time.perf_counter() - t1
     timings["total"] = deadline.elapsed()
     return sol
+
+
+_CUT_COST = {  # what a wall-clock cut of a step costs the plan, for the warning
+    "'cost'": "its cost may not be the least for its coverage",
+    "'tie-break'": "another run may return another plan of the same value",
+    "'flows'": "another run may split the demand flows differently",
+    "polish": "its demand flows are the search's, not re-optimised for its staffing",
+    "start": "the start HiGHS began from may differ from run to run",
+}
+
+
+def _cut_warning(deadline: Deadline) -> str | None:
+    """One sentence saying what the time limit cost the plan (``None``: nothing cut)."""
+    if not deadline.cuts:
+        return None
+    costs = [c for key, c in _CUT_COST.items() if any(key in cut for cut in deadline.cuts)]
+    return (f"the time limit cut {'; '.join(deadline.cuts)}"
+            + (f": {'; '.join(costs)}" if costs else "")
+            + "; the search did not stop on its effort budget, so re-running may give another plan")
 
 
 def _stop(deadline: Deadline, start: list[StageResult], stages: list[StageResult]) -> dict:

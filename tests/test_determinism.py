@@ -122,4 +122,5 @@ def test_run_cut_by_the_wall_clock_says_it_may_differ():
     assert solver["reproducible"] is False
     assert solver["wall_clock_cuts"]
     assert "effort budget" not in solver["stopped_by"]
+    assert any(w.startswith("the time limit cut") for w in sol.summary["warnings"])  # what the limit cost
     assert sol.summary["check"]["ok"]
