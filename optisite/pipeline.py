@@ -229,9 +229,9 @@ def _cut_warning(deadline: Deadline) -> str | None:
 
 def _stop(deadline: Deadline, start: list[StageResult], stages: list[StageResult]) -> dict:
     """What stopped the search and whether the run can be reproduced: its tables are when
-    every stage proved its optimum (the canonical plan is unique, whatever the start), or
-    when every stage that shapes the plan finished or stopped at its effort budget and the
-    wall clock cut nothing that shapes it (``models/solving.md``, "Reproducibility").
+    the wall clock cut no stage of the search (stopped or skipped it) and either cut
+    nothing else or every stage proved its optimum (the canonical plan is then unique,
+    whatever the start) (``models/solving.md``, "Reproducibility").
     Cuts of the bound hook change only the reported bound and are listed apart."""
     stopped = sorted({s.extra["stopped_by"] for s in start + stages if s.extra.get("stopped_by")})
     for s in start + stages:  # stages run outside the StageSolver (a heuristic start) report here
@@ -239,9 +239,11 @@ def _stop(deadline: Deadline, start: list[StageResult], stages: list[StageResult
             deadline.cut(f"stage '{s.name}' stopped by the wall clock", plan=not s.name.startswith("bound:"))
     interrupted = any(s.status == "interrupted" for s in start + stages)
     optimal = all(s.status == "optimal" for s in stages if not s.name.startswith("bound:"))
+    search_cuts = [c for c in deadline.cuts if not c.startswith("stage 'start")]  # a skipped stage counts
+    start_cut = len(search_cuts) < len(deadline.cuts)
     return {"stopped_by": stopped, "wall_clock_cuts": list(deadline.cuts),
             "bound_wall_clock_cuts": list(deadline.bound_cuts),
-            "reproducible": not interrupted and (optimal or not deadline.cuts)}
+            "reproducible": not interrupted and not search_cuts and (optimal or not start_cut)}
 
 
 HIGHS_BOUND = "HiGHS branch and bound (dual bound of the first stage)"

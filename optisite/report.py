@@ -508,7 +508,7 @@ def _reproducible(solver: dict) -> dict:
     stages = solver.get("stages", [])
     optimal = all(st.get("status") == "optimal" for st in stages)
     repro = bool(solver.get("reproducible", optimal))
-    return {"reproducible": repro, "repro_by": "optimal" if optimal else ("effort" if repro else "none"),
+    return {"reproducible": repro, "repro_by": "none" if not repro else ("optimal" if optimal else "effort"),
             "wall_clock_cuts": solver.get("wall_clock_cuts", [])}
 
 
