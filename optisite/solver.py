@@ -183,13 +183,17 @@ class _Stopper:
     limit and the model, so the stop is reproducible) or, as a safety net beside
     HiGHS's own time limit, at a wall-clock end. It records which came first."""
 
-    def __init__(self, nodes: int | None, wall_end: float | None):
+    def __init__(self, nodes: int | None, wall_end: float | None, caught: list[str] | None = None):
         self.nodes, self.wall_end = nodes, wall_end
+        self.caught = caught if caught is not None else []  # signals received (SIGINT/SIGTERM)
         self.reason: str | None = None
 
     def __call__(self, e) -> None:
-        # HiGHS keeps the flag between runs of one Highs object: set it on every call.
-        e.data_in.user_interrupt = False
+        # HiGHS keeps the flag between runs of one Highs object: set it on every call (and
+        # keep it set for a signal, which highspy's own interrupt handler may have raised).
+        e.data_in.user_interrupt = bool(self.caught)
+        if self.caught:
+            return
         if self.reason is not None:
             e.data_in.user_interrupt = True
         elif self.nodes is not None and e.data_out.mip_node_count >= self.nodes:
@@ -240,7 +244,7 @@ def _run(opt: Highs, m, name: str, time_left: float | None, watch: Watch | None 
         highs = getattr(opt, "_solver_model", None)
         size = 0 if highs is None else int(highs.getNumNz() + highs.getNumRow() + highs.getNumCol())
         stopper = _Stopper(node_budget(effort_s, size),
-                           None if time_left is None else time.perf_counter() + time_left)
+                           None if time_left is None else time.perf_counter() + time_left, caught)
         with _watching(opt, name, scale, time_left, watch), _stopping(opt, stopper):
             res = opt.solve(m, timer=timer)
     seconds = time.perf_counter() - t0
