@@ -340,7 +340,9 @@ def solve(instance, out, force, quiet, verbose, csv_format, xlsx, **kw):
         click.echo(f"warning      {w}", err=True)
     display = _Display(quiet)
     say = display.say
-    sol = run_solve(inst, options, progress=say, watch=display.watch)
+    from .deadline import COMMAND_START
+
+    sol = run_solve(inst, options, progress=say, watch=display.watch, started=COMMAND_START)
     with signals_deferred():  # a Ctrl-C from here on stops the run once the plan is written
         say("writing report.html and the tables")
         sol.write(out, force=force, csv=csv_format, xlsx=xlsx)

@@ -20,6 +20,9 @@ def _early(signum, _frame) -> None:
 
 
 def main() -> None:
+    from .deadline import mark_command_start
+
+    mark_command_start()  # --time-limit counts from here, before the heavy imports
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _early)
     from .cli import main as cli_main

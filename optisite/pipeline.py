@@ -21,12 +21,12 @@ from typing import Callable
 
 from . import __version__
 from . import models as registry
-from .deadline import Deadline
+from .deadline import Deadline, post_solve_reserve
 from .errors import InfeasibleError, InputError
 from .instance import Instance
 from .models.base import Context, Decisions, Model
 from .solution import Solution, derive, headline, plan_objective, planning_zones
-from .solver import SolveOptions, StageResult, StageSolver, Watch, relative_gap
+from .solver import WALL, SolveOptions, StageResult, StageSolver, Watch, relative_gap
 from .summary import Summary
 
 Progress = Callable[[str], None]
@@ -77,15 +77,17 @@ def build(instance: Instance, options: SolveOptions | None = None) -> Built:
 
 
 def solve(instance: Instance, options: SolveOptions | None = None, *, check: bool = True,
-          command: str | None = None, progress: Progress | None = None, watch: Watch | None = None) -> Solution:
+          command: str | None = None, progress: Progress | None = None, watch: Watch | None = None,
+          started: float | None = None) -> Solution:
     """Solve ``instance`` with the model ``options.model``; the result is checked unless ``check=False``.
 
     ``progress`` receives a line per step; ``watch`` receives the incumbent, bound and
-    gap while HiGHS searches (:class:`~optisite.solver.Progress`)."""
+    gap while HiGHS searches (:class:`~optisite.solver.Progress`). ``started``: the
+    ``perf_counter`` reading the time limit counts from (the command's start; default now)."""
     options = options or SolveOptions()
     model = registry.get(options.model)
     _check_forced(instance, options)
-    deadline = Deadline(options.time_limit)
+    deadline = Deadline(options.time_limit, start=started)
     ctx = Context(instance=instance, options=options, deadline=deadline,
                   solver=StageSolver(options, deadline, watch), say=progress or (lambda _msg: None))
     timings: dict[str, float] = {}
@@ -104,12 +106,18 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     start_stages = model.start(ctx, data, m)
     ctx.say("solving with HiGHS")
     highs_options, highs_warning = model.highs_options(m)
-    # A model with a bound hook may keep a declared share of the time for it.
+    # The steps after the search (tables, APL, checker, writing) keep their estimated
+    # seconds; a model with a bound hook may keep a declared share of the rest for it.
+    # The effort budget follows the same shares of the limit itself, never of the clock.
+    reserve = post_solve_reserve(options.time_limit, len(instance.zones))
     left = deadline.left()
     keep = model.bound_share if left is not None and left >= model.bound_share_from_s else 0.0
-    cap = left * (1.0 - keep) if keep > 0 else None
+    cap = None if left is None else max(0.0, left - reserve) * (1.0 - keep)
+    limit = options.time_limit
+    effort = None if limit is None else max(0.0, limit - reserve) * (
+        1.0 - (model.bound_share if limit >= model.bound_share_from_s else 0.0))
     stages = ctx.solver.lexicographic(m, model.objectives(m), warm_start=bool(start_stages),
-                                      highs_options=highs_options, time_limit=cap)
+                                      highs_options=highs_options, time_limit=cap, effort_s=effort)
     first = stages[0]
     if first.status == "infeasible":
         raise InfeasibleError(
@@ -128,6 +136,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         dec, what = _fallback(model, ctx, data)
         warnings.append(f"no feasible plan was found before the time limit: the plan is {what}")
     bound, bound_method = _bound(model, ctx, data, m, stages)
+    timings["search"] = deadline.elapsed() - timings["build"]
     tables, apl_info = _tables(instance, model, ctx, dec)
     objective, gap = first.objective, relative_gap(first.objective, bound)
     if first.has_solution and model.result.objective != "cost_total":
@@ -155,6 +164,10 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         status = "interrupted"
         warnings.append(f"the solve was interrupted ({stopped[0].extra.get('signal', 'signal')}) during stage "
                         f"'{stopped[0].name}': the plan is the best found so far, not proven optimal")
+    stop = _stop(deadline, start_stages, stages + ctx.extra_stages)
+    cut = None if stop["reproducible"] else _cut_warning(deadline)
+    if cut:
+        warnings.append(cut)
     if objective is None or not first.has_solution:
         # The plan is the status quo: its value is what the tables say (the checker recomputes it).
         objective = plan_objective(model.result, instance, tables, apl_info)
@@ -173,7 +186,8 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         solver={"name": "HiGHS via Pyomo APPSI", "stages": [s.to_dict() for s in stages + ctx.extra_stages],
                 "start_stages": [s.to_dict() for s in start_stages],
                 "reductions": model.reductions(data, m),
-                "interrupted_by": stopped[0].extra.get("signal") if stopped else None},
+                "interrupted_by": stopped[0].extra.get("signal") if stopped else None,
+                **stop},
         timings=timings, versions=versions(), warnings=warnings,
         command=command or shlex.join(["optisite", *sys.argv[1:]]), apl=apl_info,
     )
@@ -194,6 +208,44 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     return sol
 
 
+_CUT_COST = {  # what a wall-clock cut of a step costs the plan, for the warning
+    "'cost'": "its cost may not be the least for its coverage",
+    "'tie-break'": "another run may return another plan of the same value",
+    "'flows'": "another run may split the demand flows differently",
+    "polish": "its demand flows are the search's, not re-optimised for its staffing",
+    "start": "the start HiGHS began from may differ from run to run",
+}
+
+
+def _cut_warning(deadline: Deadline) -> str | None:
+    """One sentence saying what the time limit cost the plan (``None``: nothing cut)."""
+    if not deadline.cuts:
+        return None
+    costs = [c for key, c in _CUT_COST.items() if any(key in cut for cut in deadline.cuts)]
+    return (f"the time limit cut {'; '.join(deadline.cuts)}"
+            + (f": {'; '.join(costs)}" if costs else "")
+            + "; the search did not stop on its effort budget, so re-running may give another plan")
+
+
+def _stop(deadline: Deadline, start: list[StageResult], stages: list[StageResult]) -> dict:
+    """What stopped the search and whether the run can be reproduced: its tables are when
+    the wall clock cut no stage of the search (stopped or skipped it) and either cut
+    nothing else or every stage proved its optimum (the canonical plan is then unique,
+    whatever the start) (``models/solving.md``, "Reproducibility").
+    Cuts of the bound hook change only the reported bound and are listed apart."""
+    stopped = sorted({s.extra["stopped_by"] for s in start + stages if s.extra.get("stopped_by")})
+    for s in start + stages:  # stages run outside the StageSolver (a heuristic start) report here
+        if s.extra.get("stopped_by") == WALL:
+            deadline.cut(f"stage '{s.name}' stopped by the wall clock", plan=not s.name.startswith("bound:"))
+    interrupted = any(s.status == "interrupted" for s in start + stages)
+    optimal = all(s.status == "optimal" for s in stages if not s.name.startswith("bound:"))
+    search_cuts = [c for c in deadline.cuts if not c.startswith("stage 'start")]  # a skipped stage counts
+    start_cut = len(search_cuts) < len(deadline.cuts)
+    return {"stopped_by": stopped, "wall_clock_cuts": list(deadline.cuts),
+            "bound_wall_clock_cuts": list(deadline.bound_cuts),
+            "reproducible": not interrupted and not search_cuts and (optimal or not start_cut)}
+
+
 HIGHS_BOUND = "HiGHS branch and bound (dual bound of the first stage)"
 
 
@@ -206,7 +258,10 @@ def _bound(model: Model, ctx: Context, data, m, stages: list[StageResult]) -> tu
     ``extra.highs_bound``), since the checker reads the bound from stage 1."""
     first = stages[0]
     if first.status in ("optimal", "interrupted", "infeasible", "error") \
-            or any(s.status == "interrupted" for s in stages) or ctx.deadline.expired(0.0):
+            or any(s.status == "interrupted" for s in stages):
+        return first.bound, HIGHS_BOUND
+    if ctx.deadline.expired(0.0):
+        ctx.deadline.cut("bound hook skipped: no time left", plan=False)
         return first.bound, HIGHS_BOUND
     got = model.bound(ctx, data, m, stages)
     if got is None or got[0] is None or not math.isfinite(got[0]):

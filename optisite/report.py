@@ -422,7 +422,7 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
         "provenance": _flatten(inst.get("provenance") or dict(instance.provenance)),
         "travel": inst.get("travel", ""),
         "stages": (S.get("solver") or {}).get("stages", []),
-        "reproducible": all(st.get("status") == "optimal" for st in (S.get("solver") or {}).get("stages", [])),
+        **_reproducible(S.get("solver") or {}),
         "check": check,
         "checked": bool(check),
         "apl": _apl(instance, sol),
@@ -499,6 +499,17 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
         else:
             out.append((key, str(v)))
     return out
+
+
+def _reproducible(solver: dict) -> dict:
+    """Whether re-running gives the same tables, and why: every stage optimal, or a search
+    stopped by its effort budget (not the clock); folders written before the record of
+    what stopped the search fall back to "every stage optimal"."""
+    stages = solver.get("stages", [])
+    optimal = all(st.get("status") == "optimal" for st in stages)
+    repro = bool(solver.get("reproducible", optimal))
+    return {"reproducible": repro, "repro_by": "none" if not repro else ("optimal" if optimal else "effort"),
+            "wall_clock_cuts": solver.get("wall_clock_cuts", [])}
 
 
 def render_report(instance: Instance, solution: Solution, *, generated: str | None = None) -> str:

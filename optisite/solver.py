@@ -24,7 +24,7 @@ from pyomo.common.timing import HierarchicalTimer
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers.highs import Highs
 
-from .deadline import Deadline
+from .deadline import Deadline, node_budget
 from .signals import Interrupted, handling
 from .models.base import Objective
 
@@ -174,8 +174,54 @@ def _watching(opt: Highs, name: str, scale: float, time_left: float | None, watc
         highs.cbMipInterrupt.unsubscribe(event)
 
 
+EFFORT = "effort budget"  # extra.stopped_by: HiGHS stopped at its node budget (reproducible)
+WALL = "wall clock"  # extra.stopped_by: stopped by the time limit (may differ from run to run)
+
+
+class _Stopper:
+    """HiGHS's MIP callback that stops the search at a node budget (a function of the
+    limit and the model, so the stop is reproducible) or, as a safety net beside
+    HiGHS's own time limit, at a wall-clock end. It records which came first."""
+
+    def __init__(self, nodes: int | None, wall_end: float | None, caught: list[str] | None = None):
+        self.nodes, self.wall_end = nodes, wall_end
+        self.caught = caught if caught is not None else []  # signals received (SIGINT/SIGTERM)
+        self.reason: str | None = None
+
+    def __call__(self, e) -> None:
+        # HiGHS keeps the flag between runs of one Highs object: set it on every call (and
+        # keep it set for a signal, which highspy's own interrupt handler may have raised).
+        e.data_in.user_interrupt = bool(self.caught)
+        if self.caught:
+            return
+        if self.reason is not None:
+            e.data_in.user_interrupt = True
+        elif self.nodes is not None and e.data_out.mip_node_count >= self.nodes:
+            self.reason = EFFORT
+            e.data_in.user_interrupt = True
+        elif self.wall_end is not None and time.perf_counter() >= self.wall_end:
+            self.reason = WALL
+            e.data_in.user_interrupt = True
+
+
+@contextlib.contextmanager
+def _stopping(opt: Highs, stopper: _Stopper):
+    highs = getattr(opt, "_solver_model", None)
+    if highs is None or not hasattr(highs, "cbMipInterrupt"):
+        yield
+        return
+    highs.cbMipInterrupt.subscribe(stopper)
+    try:
+        yield
+    finally:
+        highs.cbMipInterrupt.unsubscribe(stopper)
+
+
 def _run(opt: Highs, m, name: str, time_left: float | None, watch: Watch | None = None,
-         scale: float = 1.0) -> StageResult:
+         scale: float = 1.0, effort_s: float | None = None) -> StageResult:
+    """One HiGHS run of at most ``time_left`` seconds (wall clock, the hand-over
+    included) and, for a MIP, at most :func:`~optisite.deadline.node_budget` nodes for
+    ``effort_s`` nominal seconds; ``extra.stopped_by`` says which stopped it."""
     if not any(not v.fixed for v in m.component_data_objects(pyo.Var, descend_into=True)):
         # Nothing left to decide (no reachable candidate, everyone already covered, or all
         # decisions forced): HiGHS refuses an empty model, and the answer is the constant.
@@ -186,24 +232,36 @@ def _run(opt: Highs, m, name: str, time_left: float | None, watch: Watch | None 
     timer = HierarchicalTimer()
     caught: list[str] = []
     t0 = time.perf_counter()
+    stopper = _Stopper(None, None)
     with _cancel_on_signal(opt, caught), _quiet_interrupt():
-        if time_left is not None or watch is not None:
+        if time_left is not None or watch is not None or effort_s is not None:
             # Hand the model to HiGHS first and give HiGHS what is left of the limit: at a
             # million nonzeros the hand-over alone takes several seconds.
             _hand_over(opt, m, timer)
         if time_left is not None:
             time_left = max(time_left - (time.perf_counter() - t0), 0.01)
             opt.config.time_limit = time_left
-        with _watching(opt, name, scale, time_left, watch):
+        highs = getattr(opt, "_solver_model", None)
+        size = 0 if highs is None else int(highs.getNumNz() + highs.getNumRow() + highs.getNumCol())
+        stopper = _Stopper(node_budget(effort_s, size),
+                           None if time_left is None else time.perf_counter() + time_left, caught)
+        with _watching(opt, name, scale, time_left, watch), _stopping(opt, stopper):
             res = opt.solve(m, timer=timer)
     seconds = time.perf_counter() - t0
     status = _STATUS.get(res.termination_condition, "error")
     obj = res.best_feasible_objective
     bound = res.best_objective_bound
     highs = getattr(opt, "_solver_model", None)
-    if caught or (highs is not None and highs.getModelStatus() == highspy.HighsModelStatus.kInterrupt):
+    extra: dict = {}
+    interrupted = highs is not None and highs.getModelStatus() == highspy.HighsModelStatus.kInterrupt
+    if status == "time_limit" and res.termination_condition == TerminationCondition.maxTimeLimit:
+        extra["stopped_by"] = WALL
+    if caught or interrupted:
         # Pyomo (6.10) maps HiGHS's kInterrupt to 'unknown' and drops the incumbent: read it here.
-        status = "interrupted"
+        # Our own stopper's interrupt is a limit, not a signal.
+        status = "time_limit" if stopper.reason and not caught else "interrupted"
+        if status == "time_limit":
+            extra["stopped_by"] = stopper.reason
         sol = getattr(opt, "_sol", None)
         if obj is None and sol is not None and sol.value_valid:
             info = highs.getInfo()
@@ -221,11 +279,16 @@ def _run(opt: Highs, m, name: str, time_left: float | None, watch: Watch | None 
             handover += timer.get_total_time("update")
     except Exception:  # timer layout differs across Pyomo versions; timings are informative only
         handover = 0.0
+    if caught:
+        extra["signal"] = caught[0]
+    if stopper.nodes is not None and highs is not None and m.nvariables():
+        info = highs.getInfo()
+        if info.mip_node_count >= 0:  # a MIP: its effort, against its budget
+            extra["nodes"], extra["node_budget"] = int(info.mip_node_count), stopper.nodes
     return StageResult(
         name=name, status=status, objective=None if obj is None else float(obj),
         bound=None if bound is None else float(bound), gap=relative_gap(obj, bound),
-        seconds=seconds, handover_seconds=handover, has_solution=has,
-        extra={"signal": caught[0]} if caught else {},
+        seconds=seconds, handover_seconds=handover, has_solution=has, extra=extra,
     )
 
 
@@ -280,7 +343,7 @@ class StageSolver:
     def lexicographic(self, m, objectives: list[Objective], *, warm_start: bool = False,
                       highs_options: dict | None = None, canonical: bool = True,
                       time_limit: float | None = None, gap: float | None = None,
-                      floor: float = 0.0, watch: bool = True) -> list[StageResult]:
+                      floor: float = 0.0, watch: bool = True, effort_s: float | None = None) -> list[StageResult]:
         """Minimise ``objectives[0]``, then each next one with the previous held at its
         value, then (``canonical``) the tie-break stages of :func:`_canonical`.
 
@@ -291,8 +354,13 @@ class StageSolver:
         found so far; if there is none, :class:`~optisite.signals.Interrupted` is raised. ``floor``:
         seconds each stage may take even past the deadline (an LP the tables need).
         ``watch``: report progress to the solver's watcher (off for auxiliary LPs).
+        ``effort_s``: nominal seconds for this call's effort budget (stage 1 gets
+        ``1 - LATER_STAGES_SHARE`` of it in branch-and-bound nodes, each later MIP stage
+        half the rest); it must not depend on the clock. Default: the whole ``--time-limit``.
         """
         cap = None if time_limit is None else self.deadline.elapsed() + time_limit
+        if effort_s is None:
+            effort_s = self.options.time_limit
 
         def time_left() -> float | None:
             left = self.deadline.left()
@@ -306,19 +374,39 @@ class StageSolver:
         blk = pyo.Block(concrete=True)
         m.add_component(_PRIVATE, blk)
         try:
-            return self._stages(opt, m, blk, objectives, canonical, time_left, self.watch if watch else None)
+            return self._stages(opt, m, blk, objectives, canonical, time_left, self.watch if watch else None,
+                                effort_s)
         finally:
             m.del_component(blk)
 
-    def _stages(self, opt, m, blk, objectives, canonical, time_left, watch) -> list[StageResult]:
+    def _run(self, opt, m, name: str, left: float | None, watch=None, scale: float = 1.0,
+             effort_s: float | None = None) -> StageResult:
+        """:func:`_run`, noting on the deadline a stage the wall clock stopped."""
+        stage = _run(opt, m, name, left, watch, scale, effort_s)
+        if stage.extra.get("stopped_by") == WALL:  # a bound hook's runs ('bound: ...') leave the plan alone
+            self.deadline.cut(f"stage '{name}' stopped by the wall clock", plan=not name.startswith("bound:"))
+        return stage
+
+    def _skip(self, name: str, left: float | None) -> bool:
+        """True (and noted) when the wall clock leaves no time for stage ``name``."""
+        if left is not None and left <= 0.05:
+            self.deadline.cut(f"stage '{name}' skipped: no time left")
+            return True
+        return False
+
+    def _stages(self, opt, m, blk, objectives, canonical, time_left, watch, effort_s) -> list[StageResult]:
         first_obj = objectives[0]
         blk.obj0 = pyo.Objective(expr=first_obj.expr, sense=pyo.minimize)
         left = time_left()
-        if left is not None and (len(objectives) > 1 or canonical) and self.options.lexicographic:
+        later = (len(objectives) > 1 or canonical) and self.options.lexicographic
+        if left is not None and later:
             # Keep a share of the time for the later stages, so that a time-limited plan
             # still gets its cost minimised at its coverage and its ties broken.
             left = max(left * (1.0 - LATER_STAGES_SHARE), min(left, 0.05))
-        first = _run(opt, m, first_obj.name, left, watch, first_obj.scale)
+        later_effort = None if effort_s is None else effort_s * LATER_STAGES_SHARE / 2
+        if effort_s is not None and later:
+            effort_s *= 1.0 - LATER_STAGES_SHARE
+        first = self._run(opt, m, first_obj.name, left, watch, first_obj.scale, effort_s)
         _scale(first, first_obj.scale)
         stages = [first]
         if first.status == "interrupted" and not first.has_solution:
@@ -328,7 +416,7 @@ class StageSolver:
         held = [(blk.obj0, first.objective / first_obj.scale)]
         for k, obj in enumerate(objectives[1:], start=1):
             left = time_left()
-            if left is not None and left <= 0.05:
+            if self._skip(obj.name, left):
                 return stages
             saved = _values(m)
             prev, value = held[-1]
@@ -339,7 +427,7 @@ class StageSolver:
             blk.add_component(f"obj{k}", new)
             opt.config.warmstart = True
             opt.config.mip_gap = 1e-6
-            stage = _run(opt, m, obj.name, left, watch, obj.scale)
+            stage = self._run(opt, m, obj.name, left, watch, obj.scale, later_effort)
             _scale(stage, obj.scale)
             stages.append(stage)
             if not stage.has_solution:  # keep the previous stage's plan
@@ -352,7 +440,8 @@ class StageSolver:
         # later stages still make the plan canonical among plans of that value and cost.
         if canonical and all(s.status == "optimal" for s in stages[1:]):
             last, value = held[-1]
-            stages.extend(_canonical(opt, m, blk, last, value, first_obj.expr, time_left))
+            stages.extend(_canonical(opt, m, blk, last, value, first_obj.expr, time_left,
+                                     lambda *a: self._run(*a, effort_s=later_effort), self._skip))
         return stages
 
     def minimise(self, m, objective: Objective, *, highs_options: dict | None = None) -> StageResult:
@@ -385,7 +474,8 @@ def tie_weight(name: str) -> float:
     return 1.0 + int.from_bytes(h, "big") / 2.0 ** 64
 
 
-def _canonical(opt: Highs, m, blk, last, held: float, primary, time_left) -> list[StageResult]:
+def _canonical(opt: Highs, m, blk, last, held: float, primary, time_left, run=_run,
+               skip=lambda _name, left: left is not None and left <= 0.05) -> list[StageResult]:
     """Make the reported plan a function of the instance, not of the solver's path.
 
     The lexicographic stages may end on any of several plans of equal value (which
@@ -398,12 +488,13 @@ def _canonical(opt: Highs, m, blk, last, held: float, primary, time_left) -> lis
     flows stage fixes the integer decisions and maximises the same kind of function of
     the continuous variables outside the first objective (an LP, unique vertex). If a
     stage does not finish optimal (time limit, interrupt), the plan before it is kept.
+    ``run`` runs one stage, ``skip`` says whether there is no time for one.
     """
     out: list[StageResult] = []
     saved = _values(m)
     ints = [v for v in m.component_data_objects(pyo.Var) if not v.fixed and (v.is_integer() or v.is_binary())]
     left = time_left()
-    if left is not None and left <= 0.05:
+    if skip("tie-break", left):
         return out
     blk.hold_last = pyo.Constraint(expr=last.expr <= held + 1e-9 * max(1.0, abs(held)) + 1e-7)
     last.deactivate()
@@ -411,7 +502,7 @@ def _canonical(opt: Highs, m, blk, last, held: float, primary, time_left) -> lis
         blk.obj_canonical = pyo.Objective(expr=sum(tie_weight(v.name) * v for v in ints), sense=pyo.minimize)
         opt.config.mip_gap = 0.0
         opt.highs_options = {**opt.highs_options, "mip_abs_gap": 1e-9}
-        third = _run(opt, m, "tie-break", left)
+        third = run(opt, m, "tie-break", left)
         out.append(third)
         blk.obj_canonical.deactivate()
         if third.status != "optimal":
@@ -426,14 +517,16 @@ def _canonical(opt: Highs, m, blk, last, held: float, primary, time_left) -> lis
     flows = [v for v in m.component_data_objects(pyo.Var)
              if not v.fixed and not (v.is_integer() or v.is_binary()) and id(v) not in in_primary
              and id(v) in constrained]
+    if not flows:
+        return out
     left = time_left()
-    if not flows or (left is not None and left <= 0.05):
+    if skip("flows", left):
         return out
     fixed = [v for v in ints if not v.fixed]
     for v in fixed:
         v.fix(round(v.value or 0.0))
     blk.obj_flows = pyo.Objective(expr=sum(tie_weight(v.name) * v for v in flows), sense=pyo.maximize)
-    fourth = _run(opt, m, "flows", left)
+    fourth = run(opt, m, "flows", left)
     out.append(fourth)
     for v in fixed:
         v.unfix()

@@ -70,3 +70,57 @@ def test_tie_break_stages_are_recorded():
     names = [s["name"] for s in sol.summary["solver"]["stages"]]
     assert names[:2] == ["uncovered", "cost"] and "tie-break" in names
     assert all(s["status"] == "optimal" for s in sol.summary["solver"]["stages"])
+
+
+# -- time-limited runs (issue 18 item 5) ---------------------------------------------------
+
+def _hard_staffing_instance():
+    """A staffing instance whose search is not closed at the root (seed 4, 120 zones)."""
+    zones, sites, practices = random_instance(4, n_zones=120, n_sites=40, n_practices=8,
+                                              kinds=("cabinet_secondaire", "cabinet_secondaire", "centre_de_sante"))
+    practices["physicians"] = practices["physicians"] * 3
+    return instance_from_frames(zones, sites, practices, parameters={"budget": 200000, "coverage_minutes": 12})
+
+
+def test_run_stopped_by_the_effort_budget_is_identical_twice(tmp_path, monkeypatch):
+    """Two runs that the node budget stops (not the clock) give byte-identical tables and
+    say that they are reproducible. The budget is made tiny so that it, not the generous
+    wall-clock limit, stops the search on any machine load."""
+    from optisite import deadline
+
+    monkeypatch.setattr(deadline, "NODES_PER_SECOND", 0.05)
+    inst = _hard_staffing_instance()
+    runs = []
+    for i in range(2):
+        sol = solve(inst, SolveOptions(model="staffing", threads=1, time_limit=60))
+        solver = sol.summary["solver"]
+        first = solver["stages"][0]
+        assert first["status"] == "time_limit" and first["extra"]["stopped_by"] == "effort budget"
+        assert first["extra"]["nodes"] >= first["extra"]["node_budget"]
+        assert solver["stopped_by"] == ["effort budget"] and solver["wall_clock_cuts"] == []
+        assert solver["reproducible"] is True
+        assert sol.summary["check"]["ok"]
+        runs.append(folder(sol, tmp_path / f"e{i}"))
+    (t0, s0), (t1, s1) = runs
+    assert t1 == t0
+    assert comparable(s1) == comparable(s0)
+
+
+def test_run_cut_by_the_wall_clock_says_it_may_differ():
+    """A limit the clock reaches first (the node budget is huge) is recorded as such and
+    the run is not promised to be reproducible; the plan is still checked."""
+    from optisite import deadline
+
+    inst = _hard_staffing_instance()
+    old = deadline.NODES_PER_SECOND
+    try:
+        deadline.NODES_PER_SECOND = 1e9
+        sol = solve(inst, SolveOptions(model="staffing", threads=1, time_limit=0.5))
+    finally:
+        deadline.NODES_PER_SECOND = old
+    solver = sol.summary["solver"]
+    assert solver["reproducible"] is False
+    assert solver["wall_clock_cuts"]
+    assert "effort budget" not in solver["stopped_by"]
+    assert any(w.startswith("the time limit cut") for w in sol.summary["warnings"])  # what the limit cost
+    assert sol.summary["check"]["ok"]

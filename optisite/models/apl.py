@@ -184,6 +184,8 @@ class Apl(Model):
         seconds = ctx.deadline.part(START_SHARE, at_least=1.0)
         stages = ctx.solver.lexicographic(sm, [Objective("uncovered", sm.uncovered)], warm_start=started,
                                           canonical=False, time_limit=seconds, gap=max(ctx.options.gap, 1e-3),
+                                          effort_s=None if ctx.options.time_limit is None
+                                          else START_SHARE * ctx.options.time_limit,
                                           highs_options=self.highs_options(sm)[0])
         if not stages or not stages[0].has_solution:
             return []

@@ -304,10 +304,11 @@ def for_plan(data: StaffingData, days: pd.DataFrame | None, fte: pd.Series | Non
 
 
 def plan_flows(ctx: Context, data: StaffingData, days: pd.DataFrame | None, fte: pd.Series | None,
-               name: str = "flows for the plan") -> tuple[pd.DataFrame | None, object]:
+               name: str = "flows for the plan", floor: float | None = None) -> tuple[pd.DataFrame | None, object]:
     """Demand flows that serve the most weighted demand with one plan's staffing fixed
     (an LP, canonical among its optima). ``days``/``fte`` None: the existing supply alone.
-    Returns (flows or None when the LP did not finish, its StageResult)."""
+    Returns (flows or None when the LP did not finish, its StageResult). ``floor``: seconds
+    the LP may take past the deadline (default ``FLOW_LP_FLOOR_S``)."""
     sub = for_plan(data, days, fte)
     m = build(sub)
     given = {} if days is None else {(p, c): int(d) for p, c, d in days[["practice_id", "site_id", "days_per_week"]]
@@ -321,7 +322,8 @@ def plan_flows(ctx: Context, data: StaffingData, days: pd.DataFrame | None, fte:
         m.o[h].fix(1)
     if hasattr(m, "budget"):
         m.budget.deactivate()  # the plan's cost is already fixed and checked; only flows are free here
-    stages = ctx.solver.lexicographic(m, [Objective(name, m.uncovered)], canonical=True, floor=FLOW_LP_FLOOR_S,
+    stages = ctx.solver.lexicographic(m, [Objective(name, m.uncovered)], canonical=True,
+                                      floor=FLOW_LP_FLOOR_S if floor is None else floor,
                                       watch=False)
     done = stages[0].has_solution and all(s.status == "optimal" for s in stages)
     return (decisions(m, sub).flows if done else None), stages
@@ -451,7 +453,8 @@ class Staffing(Model):
         its own flows stage (a time-limited incumbent's flows need not be)."""
         if ctx.flows_final:
             return dec
-        flows, stages = plan_flows(ctx, data, dec.days, dec.fte, name="polish: flows for the plan")
+        # No floor: the incumbent's own flows are valid, so the polish never runs past the limit.
+        flows, stages = plan_flows(ctx, data, dec.days, dec.fte, name="polish: flows for the plan", floor=0.0)
         ctx.extra_stages.extend(stages)
         if flows is not None:
             dec.flows = flows

@@ -1,0 +1,48 @@
+"""The deadline and the effort budget (optisite/deadline.py): pure functions of their
+inputs, no timed assertions (a fake clock stands in for the wall clock)."""
+
+from __future__ import annotations
+
+from optisite.deadline import Deadline, node_budget, post_solve_reserve, tolerance
+
+
+class FakeClock:
+    def __init__(self, now: float = 100.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_deadline_counts_from_the_given_start():
+    clock = FakeClock(100.0)
+    d = Deadline(10, clock=clock, start=97.0)  # the command started 3 s before the solve
+    assert d.elapsed() == 3.0 and d.left() == 7.0
+    clock.now = 108.0
+    assert d.left() == 0.0 and d.expired()
+    assert Deadline(None, clock=clock).left() is None
+
+
+def test_cuts_are_recorded_once_and_split_by_what_they_change():
+    d = Deadline(5, clock=FakeClock())
+    d.cut("stage 'cost' skipped: no time left")
+    d.cut("stage 'cost' skipped: no time left")
+    d.cut("bound hook skipped: no time left", plan=False)
+    assert d.cuts == ["stage 'cost' skipped: no time left"]
+    assert d.bound_cuts == ["bound hook skipped: no time left"]
+
+
+def test_node_budget_depends_only_on_limit_and_size():
+    assert node_budget(None, 10_000) is None
+    assert node_budget(60, 10_000) == node_budget(60, 10_000)
+    assert node_budget(60, 10_000) > node_budget(5, 10_000) >= 1
+    assert node_budget(60, 10_000_000) < node_budget(60, 10_000)  # bigger models: fewer nodes
+    assert node_budget(0, 10_000) == 1  # always at least the root
+
+
+def test_tolerance_and_post_solve_reserve():
+    assert tolerance(None) is None
+    assert tolerance(1) == 5.0 and tolerance(60) == 6.0 and tolerance(600) == 60.0
+    assert post_solve_reserve(None, 1000) == 0.0
+    assert post_solve_reserve(1, 1000) <= 0.3  # never most of a short limit
+    assert post_solve_reserve(600, 5000) > post_solve_reserve(600, 300)
