@@ -433,8 +433,13 @@ class Staffing(Model):
             return out
         effort = effort_for(data, ctx.deadline.seconds)
         t = time.perf_counter()
-        plan = search(data, effort=effort, deadline=Deadline(ctx.deadline.part(CLOCK_SHARE)),
-                      seed=int(ctx.options.seed))
+        try:
+            plan = search(data, effort=effort, deadline=Deadline(ctx.deadline.part(CLOCK_SHARE)),
+                          seed=int(ctx.options.seed))
+        except RuntimeError as e:  # a flow LP HiGHS could not solve: the status quo stays the start
+            out.append(StageResult(name="start: greedy + local search failed, not used", status="error",
+                                   seconds=time.perf_counter() - t, extra={"error": str(e)}))
+            return out
         if plan is None:
             return out
         tol = 1e-7 * max(1.0, abs(plan.uncovered))

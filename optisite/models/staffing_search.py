@@ -69,8 +69,9 @@ class FlowLP:
         nrow = nz + self.np_ + self.nc + self.nh
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
-        h.setOptionValue("presolve", "off")
-        h.setOptionValue("threads", 1)
+        h.setOptionValue("presolve", "off")  # keep the basis between solves
+        # no "threads" option: HiGHS keeps one scheduler per process (see solver._use_threads);
+        # the dual simplex runs on one thread anyway
         h.setOptionValue("random_seed", 0)
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = n, nrow
