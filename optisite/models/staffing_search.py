@@ -154,6 +154,8 @@ class Search:
         self.din = np.zeros(len(self.lo_c), np.int64)
         self.dout = np.zeros(len(self.G), np.int64)
         self.f = np.zeros(len(self.lo_h), np.int64)
+        self.tabu_c = np.zeros(len(self.lo_c), bool)  # sites a refill may not add to (a swap's)
+        self.tabu_h = np.zeros(len(self.lo_h), bool)
         self.cost = 0.0
         self.effort = int(effort)
         self.deadline = deadline
@@ -266,6 +268,7 @@ class Search:
         kd, kf = self.kd, self.kf
         ubs, costs, makers = [], [], []
         per_day = kd * (pc[lc] - pp[lp_])  # bound per day moved from p to c, per link
+        per_day[self.tabu_c[lc]] = -np.inf
         # a day more on a link to an open cabinet
         ok = (self.din[lc] > 0) & (self.din[lc] < self.hi_c[lc]) & (spare[lp_] > 0) & (self.e_c[lc] <= left)
         idx = np.flatnonzero(ok & (per_day > 0))
@@ -282,7 +285,7 @@ class Search:
             costs.append(cost[idx])
             makers += [(0, int(l), k) for l in idx]
         # open a cabinet whose minimum needs several practices: the least valuable ones first
-        for c in np.flatnonzero((self.din == 0) & (self.lo_c > 1)):
+        for c in np.flatnonzero((self.din == 0) & (self.lo_c > 1) & ~self.tabu_c):
             links = self.links_of_c[c]
             cost = self.a_c[c] + self.lo_c[c] * self.e_c[c]
             if (spare[lp_[links]] >= self.lo_c[c]).any() or cost > left:
@@ -294,7 +297,7 @@ class Search:
                 makers.append((1, move, None))
         # FTE: one more at an open centre, or open one with k FTE
         for h in range(len(self.f)):
-            if ph[h] <= 0:
+            if ph[h] <= 0 or self.tabu_h[h]:
                 continue
             if self.f[h] > 0:
                 if self.f[h] < self.hi_h[h] and self.g_h[h] <= left:
@@ -459,7 +462,12 @@ class Search:
                 tried.add(key)
                 snap, before = self.snapshot(), (self.value, self.cost)
                 self.commit(days, ftes)
+                # a swap: the refill may not add back to the sites just reduced
+                self.tabu_c[[int(self.lc[l]) for l, _ in days]] = True
+                self.tabu_h[[h for h, _ in ftes]] = True
                 self.fill()
+                self.tabu_c[:] = False
+                self.tabu_h[:] = False
                 if self.better(self.value, self.cost, before):
                     improved = any_ = True
                     break
