@@ -81,7 +81,18 @@ def main(argv=None) -> int:
     ap.add_argument("--limits", default="10,60", help="seconds per run, whole solve, comma-separated")
     ap.add_argument("--variants", default="engine,plain")
     ap.add_argument("--out", default="staffing_primal")
+    ap.add_argument("--recompare", action="store_true",
+                    help="recompute the comparison columns of benchmarks/results/<out>.csv, no solve")
     args = ap.parse_args(argv)
+    if args.recompare:
+        old = pd.read_csv(report.RESULTS / f"{args.out}.csv")
+        rows = old.drop(columns=[c for c in old if c.startswith("vs_") or c.endswith("_vs_plain")]).to_dict("records")
+        for name in dict.fromkeys(r["instance"] for r in rows):
+            _compare([r for r in rows if r["instance"] == name])
+        args.instances = [f"instances/{n}" if (Path("instances") / n).is_dir() else f"<built>/{n}"
+                          for n in dict.fromkeys(r["instance"] for r in rows)]
+        _write(rows, args)
+        return 0
     limits = [float(x) for x in args.limits.split(",")]
     variants = args.variants.split(",")
     rows = []
@@ -97,31 +108,38 @@ def main(argv=None) -> int:
                       f"bound {r['bound'] if r['bound'] is not None else math.nan:11,.1f} gap {r['gap_pct']:6.2f} % "
                       f"engine {r['engine_plan']:11,.1f} ({r['engine_lps']} LPs, {r['engine_s']:.1f} s) "
                       f"total {r['total_s']:.1f} s load {r['load_1min']:.1f}", flush=True)
-        mine = rows[first:]
-        best = min(r["plan"] for r in mine)
-        for r in mine:
-            r["vs_best_pct"] = 100 * (r["plan"] - best) / max(abs(best), 1e-9) if best else (0.0 if r["plan"] == 0 else math.inf)
-            peer = [q for q in mine if q["variant"] == "plain" and q["limit_s"] == r["limit_s"]]
-            r["plan_vs_plain"] = (r["plan"] / peer[0]["plan"] if peer and peer[0]["plan"]
-                                  else (1.0 if peer and r["plan"] == peer[0]["plan"] else math.nan))
-            r["cost_vs_plain"] = r["cost"] / peer[0]["cost"] if peer and peer[0]["cost"] else math.nan
+        _compare(rows[first:])
         _write(rows, args)
     return 0
 
 
+def _compare(mine: list[dict]) -> None:
+    """Per run of one instance: the plan above the best known, and ratios to ``plain`` at the
+    same limit (blank where ``plain``'s figure is below 1, where a ratio means nothing)."""
+    best = min(r["plan"] for r in mine)
+    for r in mine:
+        r["vs_best"] = r["plan"] - best
+        r["vs_best_pct"] = 100 * (r["plan"] - best) / max(abs(best), 1.0)
+        peer = [q for q in mine if q["variant"] == "plain" and q["limit_s"] == r["limit_s"]]
+        r["plan_vs_plain"] = r["plan"] / peer[0]["plan"] if peer and peer[0]["plan"] >= 1 else math.nan
+        r["cost_vs_plain"] = r["cost"] / peer[0]["cost"] if peer and peer[0]["cost"] >= 1 else math.nan
+
+
 def _write(rows: list[dict], args) -> None:
     df = pd.DataFrame(rows)
-    for c in ("plan", "bound", "engine_plan", "before"):
+    for c in ("plan", "bound", "engine_plan", "before", "vs_best"):
         df[c] = df[c].astype(float).round(1)
     for c in ("gap_pct", "vs_best_pct", "engine_s", "total_s", "load_1min", "plan_vs_plain", "cost_vs_plain"):
         df[c] = df[c].astype(float).round(3 if "vs_plain" in c else 2)
     header = (f"# Staffing: the primal engine against plain HiGHS\n\n`python benchmarks/staffing_primal.py "
               f"{' '.join(args.instances)} --limits {args.limits}`: one full solve per row, one HiGHS thread, the "
-              "limit for the whole solve (build, status quo, start, stages, polish, checker). `engine`: "
+              "limit for the whole solve (build, status quo, start, stages, polish, checker). `<built>/ill-D`: "
+              "`python -m optisite instance build --departement D --supply illustrative --no-neighbours --out "
+              "<built>/ill-D` (the national batch's instances). `engine`: "
               "`Staffing.start` as shipped; `plain`: the status quo as the only start. plan, bound, engine_plan, "
               "before: people without access (the plan, HiGHS's or the hook's bound, the engine's own "
               "plan before HiGHS, the existing supply alone); cost in EUR/year; vs_best_pct: the plan above the "
-              "best plan of any row of its instance; plan_vs_plain, cost_vs_plain: ratios to the `plain` row at "
+              "best plan of any row of its instance (vs_best: the difference; the percentage is of max(best, 1)); plan_vs_plain, cost_vs_plain: ratios to the `plain` row at "
               "the same limit; engine_lps: flow LPs the engine solved (its effort); engine_clock_stop: the clock "
               "cut the engine before its effort count. load_1min: load average when the run started (2 cores "
               "shared by several sessions: every time is under load, figures are noisy).")
