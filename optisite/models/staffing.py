@@ -416,14 +416,51 @@ class Staffing(Model):
         return flows
 
     def start(self, ctx: Context, data: StaffingData, m) -> list:
-        from ..solver import StageResult
+        """The better of the status quo and the primal engine's plan (greedy + local search,
+        ``staffing_search``) as HiGHS's MIP start: never worse than opening nothing."""
+        import time
 
+        from ..deadline import Deadline
+        from ..solver import StageResult
+        from .staffing_search import CLOCK_SHARE, effort_for, search, write_start
+
+        out = []
         base = ctx.baseline
-        if base is None or not status_quo_start(m, data, base):
-            return []
-        value = float(pyo.value(m.uncovered))
-        return [StageResult(name="start: status quo (open nothing)", status="feasible", objective=value,
-                            has_solution=True)]
+        quo = None
+        if base is not None and status_quo_start(m, data, base):
+            quo = float(pyo.value(m.uncovered))
+            out.append(StageResult(name="start: status quo (open nothing)", status="feasible", objective=quo,
+                                   has_solution=True))
+        if len(data.cabinets) + len(data.centres) == 0 or ctx.deadline.expired(0.0):
+            return out
+        effort = effort_for(data, ctx.deadline.seconds)
+        t = time.perf_counter()
+        try:
+            plan = search(data, effort=effort, deadline=Deadline(ctx.deadline.part(CLOCK_SHARE)),
+                          seed=int(ctx.options.seed))
+        except RuntimeError as e:  # a flow LP HiGHS could not solve: the status quo stays the start
+            out.append(StageResult(name="start: greedy + local search failed, not used", status="error",
+                                   seconds=time.perf_counter() - t, extra={"error": str(e)}))
+            return out
+        if plan is None:
+            return out
+        tol = 1e-7 * max(1.0, abs(plan.uncovered))
+        used = quo is None or plan.uncovered < quo - tol or (plan.uncovered <= quo + tol and plan.cost <= 0)
+        if used:
+            write_start(m, data, plan)
+        ctx.say(f"primal search: {plan.uncovered:,.0f} uncovered at EUR {plan.cost:,.0f} after "
+                f"{plan.evaluations} flow LPs" + ("" if used else " (the status quo is kept)"))
+        opened = plan.days["site_id"].nunique() + len(plan.fte)
+        out.append(StageResult(
+            name=f"start: greedy + local search ({opened} site(s), {plan.evaluations} flow LPs"
+                 + (", stopped by the clock)" if plan.stopped_by_clock else ")")
+                 + ("" if used else ": not better than the status quo, not used"),
+            status="feasible", objective=float(plan.uncovered), seconds=time.perf_counter() - t,
+            has_solution=True,
+            extra={"used": bool(used), "cost": float(plan.cost), "evaluations": int(plan.evaluations),
+                   "effort": int(effort), "stopped_by_clock": bool(plan.stopped_by_clock),
+                   "phases": {k: float(v) for k, v in plan.phases.items()}}))
+        return out
 
     def decisions(self, ctx: Context, data: StaffingData, m) -> Decisions:
         return decisions(m, data)
