@@ -215,23 +215,3 @@ def test_apl_tightened_links_lp_is_a_valid_and_tighter_bound(seed, budget):
     assert stage.status == "optimal"
     assert stage.objective == pytest.approx(under, abs=1e-6)
 
-
-@pytest.mark.parametrize("seed,budget", [(0, 40000), (2, 90000), (3, 150000), (5, 120000)])
-def test_apl_bound_hook_is_below_the_enumerated_optimum(seed, budget):
-    """Apl.bound (the LP of the model as built) never exceeds the enumerated optimum, names
-    its method, and leaves the model as built."""
-    from optisite.models.apl import LP_METHOD
-    from test_apl_model import brute_force_apl
-
-    inst = _apl_small(seed, budget)
-    under, _cost = brute_force_apl(inst)
-    built = pipeline.build(inst, SolveOptions(model="apl", time_limit=60, gap=0, threads=1))
-    m = built.pyomo
-    got = built.model.bound(built.context, built.data, m, [])
-    assert got is not None
-    value, method = got
-    assert method == LP_METHOD
-    assert value <= under + 1e-6 * max(1.0, under)
-    assert built.context.extra_stages[-1].status == "optimal"
-    assert all(v.domain is pyo.Binary for v in list(m.y.values()) + list(m.o.values()) + list(m.b.values()))
-    assert all(v.domain is pyo.NonNegativeIntegers for v in list(m.d.values()) + list(m.f.values()))

@@ -173,31 +173,6 @@ def set_start(m, staffing_model) -> int:
 
 START_SHARE = 0.25  # share of the time left given to the staffing plan that starts the apl search
 
-LP_METHOD = ("LP relaxation of the apl model with its links tightened by the loss floor "
-             "(days, FTE, openings and zone binaries continuous), HiGHS's optimum of it")
-
-
-def lp_bound(ctx: Context, m, name: str = "bound: LP relaxation"):
-    """HiGHS's LP optimum of ``m`` with every integer decision continuous within its
-    bounds: it only drops integrality, so its value is a lower bound on the model's
-    optimum. ``m`` is left as it was (domains and values). Returns the StageResult."""
-    ints = [v for v in list(m.d.values()) + list(m.f.values()) if not v.fixed]
-    bins = [v for v in list(m.y.values()) + list(m.o.values()) + list(m.b.values()) if not v.fixed]
-    saved = {id(v): v.value for v in m.component_data_objects(pyo.Var)}
-    for v in ints:
-        v.domain = pyo.NonNegativeReals  # the explicit bounds (0, max) stay
-    for v in bins:
-        v.domain = pyo.UnitInterval
-    try:
-        return ctx.solver.lexicographic(m, [Objective(name, m.uncovered)], canonical=False, watch=False)[0]
-    finally:
-        for v in ints:
-            v.domain = pyo.NonNegativeIntegers
-        for v in bins:
-            v.domain = pyo.Binary
-        for v in m.component_data_objects(pyo.Var):
-            v.set_value(saved[id(v)], skip_validation=True)
-
 
 @register
 class Apl(Model):
@@ -256,25 +231,6 @@ class Apl(Model):
 
     def decisions(self, ctx: Context, data: AplData, m) -> Decisions:
         return staffing.decisions(m, data.staffing)
-
-    # A fifth of the time is kept for the LP bound from 20 s left: at 60 s under load the
-    # MIP stage did not finish its root (HiGHS reported no bound, or 0) on the shipped
-    # instances, while the tightened LP takes 6 to 17 s (models/apl.md, "The bound").
-    bound_share = 0.2
-    bound_share_from_s = 20.0
-
-    def bound(self, ctx: Context, data: AplData, m, stages: list) -> tuple[float, str] | None:
-        """The LP relaxation of the model as built (links tightened): where HiGHS's MIP
-        stage stops before its root, the only bound there is."""
-        left = ctx.deadline.left()
-        if left is not None and left < staffing.BOUND_MIN_S:
-            return None
-        stage = lp_bound(ctx, m)
-        ctx.extra_stages.append(stage)
-        if stage.status != "optimal" or stage.objective is None:
-            return None  # an LP stopped early proves nothing
-        value = float(stage.objective)
-        return value - 1e-6 * max(1.0, abs(value)), LP_METHOD  # the LP's optimum, less its tolerance
 
     def polish(self, ctx: Context, data: AplData, dec: Decisions) -> Decisions:
         """Demand flows for the plan's staffing (an LP): coverage on the staffing model's basis."""
