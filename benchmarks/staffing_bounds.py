@@ -231,7 +231,8 @@ def main_methods(args) -> int:
             r["bound_vs_plain"] = r["bound"] / plain["bound"] if ok else math.nan
             inc = plain["objective"] if plain is not None else math.nan
             r["gap_vs_plain_plan_pct"] = (100 * max(0.0, inc - r["bound"]) / inc
-                                          if plain is not None and inc and math.isfinite(inc) else math.nan)
+                                          if plain is not None and inc and math.isfinite(inc)
+                                          and math.isfinite(r["bound"]) else math.nan)
     df = pd.DataFrame(rows)
     for c in ("objective", "bound"):
         df[c] = df[c].round(1)
