@@ -1,7 +1,19 @@
 """Issue 18 item 4: does the staffing bound hook prove a tighter bound than HiGHS?
 
     python benchmarks/staffing_bounds.py [instances/nievre-58 ...] [--time-limit 60]
-        [--variants plain,after,share0.5]
+        [--variants plain,after,share0.5] [--model staffing|apl] [--budget EUR]
+    python benchmarks/staffing_bounds.py [instances ...] --methods plain,relax_df,deficit,lp,...
+        [--time-limit 60] [--budget EUR]
+
+``--methods`` measures candidate bound methods one by one on the model as
+``pipeline.build`` makes it, each on a freshly built model, one HiGHS thread, the
+time limit per method (``METHODS`` says what each is; the candidates that did not
+win live in ``bound_candidates.py``). Ratios are to ``plain`` (HiGHS on the model as
+built, from the status-quo start, as the pipeline runs it) on the same instance in
+the same run. ``--budget`` overrides the instances' budget (the shipped staffing
+instances are solved to 0 people without access at their own budget).
+
+The rest of this text is about ``--variants``.
 
 Each run is one full ``optisite.pipeline.solve`` (staffing model, one HiGHS thread, the time
 limit for the whole solve, the checker on). Variants:
@@ -41,9 +53,16 @@ from optisite.instance import load_instance  # noqa: E402
 from optisite.pipeline import SolveOptions, solve  # noqa: E402
 
 
-def run(inst, variant: str, time_limit: float) -> dict:
-    model = get_model("staffing")
-    if variant == "plain":
+def run(inst, variant: str, time_limit: float, model_name: str = "staffing") -> dict:
+    model = get_model(model_name)
+    if model_name == "apl":  # plain: the links as they were; default: as shipped (tightened)
+        if variant not in ("plain", "default"):
+            raise SystemExit(f"unknown apl variant '{variant}'")
+        if variant == "plain":
+            model.tighten_links = False
+            model.bound = lambda *a, **k: None
+            model.bound_share = 0.0
+    elif variant == "plain":
         model.bound = lambda *a, **k: None  # instance attribute: shadows the hook for this run
         model.bound_share = 0.0
     elif variant == "after":
@@ -56,8 +75,9 @@ def run(inst, variant: str, time_limit: float) -> dict:
     load = os.getloadavg()[0]
     t = time.perf_counter()
     try:
-        sol = solve(inst, SolveOptions(model="staffing", time_limit=time_limit, threads=1))
+        sol = solve(inst, SolveOptions(model=model_name, time_limit=time_limit, threads=1))
     finally:
+        model.__dict__.pop("tighten_links", None)
         model.__dict__.pop("bound", None)
         model.__dict__.pop("bound_share", None)
         model.__dict__.pop("bound_share_from_s", None)
@@ -70,8 +90,9 @@ def run(inst, variant: str, time_limit: float) -> dict:
     return {
         "instance": Path(str(inst.folder)).name, "variant": variant, "status": S["status"],
         "plan": obj, "highs_bound": highs, "best_bound": S["bound"],
-        "method": "HiGHS" if S["bound_method"].startswith("HiGHS") else "relaxation d,f continuous",
-        "gap_before_pct": max(0.0, 100 * (obj - highs) / obj) if obj and highs is not None else math.nan,
+        "method": "HiGHS" if S["bound_method"].startswith("HiGHS") else S["bound_method"].split(":")[0],
+        "gap_before_pct": (max(0.0, 100 * (obj - highs) / obj) if obj and highs is not None and math.isfinite(highs)
+                           else math.nan),
         "gap_after_pct": 100 * S["gap"] if S["gap"] is not None else math.nan,
         "stage1_s": first["seconds"], "hook_s": hook[0]["seconds"] if hook else 0.0,
         "hook_status": hook[0]["status"] if hook else "not run",
@@ -86,15 +107,21 @@ def main(argv=None) -> int:
                     default=["instances/nievre-58", "instances/ille-et-vilaine-35", "instances/rhone-69"])
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per run, whole solve (default 60)")
     ap.add_argument("--variants", default="plain,after,share0.5")
-    ap.add_argument("--out", default="staffing_bounds")
+    ap.add_argument("--out", default=None, help="results file stem (default staffing_bounds[_methods])")
+    ap.add_argument("--model", default="staffing", choices=["staffing", "apl"], help="--variants mode only")
+    ap.add_argument("--budget", type=float, default=None, help="override the instances' budget (EUR/year)")
+    ap.add_argument("--methods", default=None, help="candidate methods, comma-separated: " + ", ".join(METHODS))
     args = ap.parse_args(argv)
+    if args.methods:
+        return main_methods(args)
+    args.out = args.out or "staffing_bounds"
     variants = args.variants.split(",")
     rows = []
     for folder in args.instances:
-        inst = load_instance(folder)
+        inst = load_instance(folder, overrides=None if args.budget is None else {"budget": args.budget})
         found = {}
         for variant in variants:
-            r = run(inst, variant, args.time_limit)
+            r = run(inst, variant, args.time_limit, args.model)
             found[variant] = r
             rows.append(r)
             print(f"{r['instance']:24s} {variant:9s} plan {r['plan']:12,.1f} HiGHS bound {r['highs_bound']:12,.1f} "
@@ -112,8 +139,10 @@ def main(argv=None) -> int:
     for c in ("gap_before_pct", "gap_after_pct", "gap_vs_plain", "plan_vs_plain", "stage1_s", "hook_s", "total_s",
               "load_1min"):
         df[c] = df[c].round(3 if "vs" in c else 2)
-    header = (f"# Staffing: the bound hook against HiGHS's own bound\n\n`python benchmarks/staffing_bounds.py "
-              f"{' '.join(args.instances)} --time-limit {args.time_limit:g} --variants {args.variants}`: one full "
+    extra = (f" --model {args.model}" if args.model != "staffing" else "") + (
+        f" --budget {args.budget:g}" if args.budget is not None else "")
+    header = (f"# {args.model.capitalize()}: the bound hook against HiGHS's own bound\n\n`python benchmarks/staffing_bounds.py "
+              f"{' '.join(args.instances)} --time-limit {args.time_limit:g} --variants {args.variants}{extra}`: one full "
               "solve per row, one HiGHS thread, the time limit for the whole solve. plan and bounds: weighted "
               "people without access; gap_before: plan vs HiGHS's bound, gap_after: plan vs the best bound "
               "reported; gap_vs_plain, plan_vs_plain: ratios to the `plain` row of the same instance (hook off). "
@@ -121,6 +150,108 @@ def main(argv=None) -> int:
               "sessions: times and bounds reached are noisy).")
     report.RESULTS.mkdir(exist_ok=True)
     csv_path, md_path = report.RESULTS / f"{args.out}.csv", report.RESULTS / f"{args.out}.md"
+    df.to_csv(csv_path, index=False)
+    md_path.write_text(header + "\n\n" + report.markdown(df.astype(object).where(df.notna(), "")) + "\n",
+                       encoding="utf-8")
+    print(f"written: {csv_path} and {md_path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------
+# --methods: candidate bound methods one by one
+# ---------------------------------------------------------------------------------
+
+METHODS = {
+    "plain": "HiGHS on the model as built, from the status-quo start (the reference)",
+    "relax_df": "days and FTE continuous, openings binary (Staffing.bound's relaxation), from the status-quo start",
+    "deficit": "the model as built plus deficit cuts on the zone sets the status quo leaves short",
+    "lp": "LP relaxation (days, FTE continuous; openings in [0, 1])",
+    "lp_deficit": "LP relaxation plus the deficit cuts",
+    "lp_pairs": "LP relaxation plus per-pair links d_pc <= min(G_p, M_c) y_c",
+    "components": "independent components of the zone-source-practice graph (no solve: their count)",
+}
+
+
+def run_method(inst, method: str, time_limit: float) -> dict:
+    """One candidate on a freshly built staffing model; bound and incumbent as HiGHS reports them."""
+    import bound_candidates as bc
+    from optisite import pipeline
+    from optisite.models.base import Objective
+    from optisite.models.staffing import status_quo_start
+
+    if method not in METHODS:
+        raise SystemExit(f"unknown method '{method}'")
+    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    built = pipeline.build(inst, SolveOptions(model="staffing", time_limit=None, threads=1))
+    m, data, ctx = built.pyomo, built.data, built.context
+    row = {"instance": Path(str(inst.folder)).name, "budget": data.budget, "method": method,
+           "status": "", "objective": math.nan, "bound": math.nan, "note": "", "load_1min": load}
+    if method == "components":
+        sizes = bc.components(m)
+        row.update(status="counted", note=f"{len(sizes)} component(s), largest {sizes[0]} nodes")
+        row["seconds"] = time.perf_counter() - t0
+        return row
+    base = built.model.baseline_flows(ctx, data)
+    if method in ("deficit", "lp_deficit"):
+        cuts = bc.deficit_cuts(data, base)
+        bc.add_deficit_cuts(m, cuts)
+        row["note"] = f"{len(cuts)} cut(s), deficits " + ", ".join(f"{c.rhs:,.0f}" for c in cuts[:5])
+    if method == "lp_pairs":
+        bc.add_pair_links(m, data)
+    if method.startswith("lp"):
+        bc.relax(m, openings=True)
+    if method == "relax_df":
+        bc.relax(m, openings=False)
+    start = not method.startswith("lp") and base is not None and status_quo_start(m, data, base)
+    t = time.perf_counter()
+    st = ctx.solver.lexicographic(m, [Objective("uncovered", m.uncovered)], warm_start=bool(start),
+                                  canonical=False, time_limit=time_limit, gap=1e-4, watch=False)[0]
+    row.update(status=st.status, objective=st.objective if st.objective is not None else math.nan,
+               bound=st.bound if st.bound is not None else math.nan, seconds=time.perf_counter() - t)
+    return row
+
+
+def main_methods(args) -> int:
+    methods = args.methods.split(",")
+    rows = []
+    for folder in args.instances:
+        inst = load_instance(folder, overrides=None if args.budget is None else {"budget": args.budget})
+        found = {}
+        for method in methods:
+            r = run_method(inst, method, args.time_limit)
+            found[method] = r
+            rows.append(r)
+            print(f"{r['instance']:20s} budget {r['budget']:>10,.0f} {method:11s} {r['status']:10s} "
+                  f"incumbent {r['objective']:12,.1f} bound {r['bound']:12,.1f} {r['seconds']:6.1f} s  "
+                  f"load {r['load_1min']:.1f}  {r['note']}", flush=True)
+        plain = found.get("plain")
+        for r in rows[-len(methods):]:
+            ok = plain is not None and math.isfinite(plain["bound"]) and plain["bound"] > 0
+            r["bound_vs_plain"] = r["bound"] / plain["bound"] if ok else math.nan
+            inc = plain["objective"] if plain is not None else math.nan
+            r["gap_vs_plain_plan_pct"] = (100 * max(0.0, inc - r["bound"]) / inc
+                                          if plain is not None and inc and math.isfinite(inc)
+                                          and math.isfinite(r["bound"]) else math.nan)
+    df = pd.DataFrame(rows)
+    for c in ("objective", "bound"):
+        df[c] = df[c].round(1)
+    for c in ("seconds", "load_1min", "gap_vs_plain_plan_pct"):
+        df[c] = df[c].round(2)
+    df["bound_vs_plain"] = df["bound_vs_plain"].round(3)
+    budget = f" --budget {args.budget:g}" if args.budget is not None else ""
+    header = ("# Staffing: candidate bound methods one by one\n\n`python benchmarks/staffing_bounds.py "
+              f"{' '.join(args.instances)} --methods {args.methods} --time-limit {args.time_limit:g}{budget}`: "
+              "each method on a freshly built staffing model (weighted people without access), one HiGHS "
+              f"thread, at most {args.time_limit:g} s each. objective: the method's incumbent (a relaxation's "
+              "is not a plan); bound: its proven lower bound; bound_vs_plain: ratio to `plain`'s bound; "
+              "gap_vs_plain_plan_pct: the gap that bound proves for `plain`'s plan. Methods:\n\n"
+              + "\n".join(f"* `{k}`: {v}" for k, v in METHODS.items() if k in methods)
+              + "\n\nload_1min: the machine's load average when the method started (2 cores shared by several "
+              "sessions: times and bounds reached are noisy).")
+    out = args.out or "staffing_bounds_methods"
+    report.RESULTS.mkdir(exist_ok=True)
+    csv_path, md_path = report.RESULTS / f"{out}.csv", report.RESULTS / f"{out}.md"
     df.to_csv(csv_path, index=False)
     md_path.write_text(header + "\n\n" + report.markdown(df.astype(object).where(df.notna(), "")) + "\n",
                        encoding="utf-8")

@@ -141,3 +141,77 @@ def test_staffing_keeps_half_the_time_for_its_bound_only_on_long_limits(monkeypa
         assert caps[0] == pytest.approx(limit / 2, rel=0.05)
     else:
         assert caps[0] is None
+
+
+# ---------------------------------------------------------------------------------
+# The apl model's links, written with the loss floor (models/apl.md, "The bound")
+# ---------------------------------------------------------------------------------
+
+def _apl_small(seed, budget):
+    from test_apl_model import small
+
+    return small(seed, budget)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_apl_loss_floor_holds_for_every_enumerated_plan(seed):
+    """L_i bounds what any plan's days take from zone i's APL: APL_after >= C_i - L_i for
+    every integer plan (enumerated, whatever its cost), the APL computed by the indicator."""
+    import pandas as pd
+
+    from optisite.apl import apl_after
+    from optisite.models import apl
+    from test_models import staffing_plans
+
+    inst = _apl_small(seed, 10_000_000)
+    data = pipeline.build(inst, SolveOptions(model="apl")).data
+    floor = apl.loss_floor(data)
+    assert (floor >= -1e-12).all() and (floor <= data.constant + 1e-12).all()
+    p = inst.parameters
+    per_day = p.consultations_per_day_liberal * p.working_weeks
+    per_fte = p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks
+    full = inst.practices["physicians"] * p.days_per_fte * per_day
+    plans = 0
+    for _days, out, cab_days, fte, _cost in staffing_plans(inst):
+        supply = pd.Series({**{c: d * per_day for c, d in cab_days.items()},
+                            **{h: f * per_fte for h, f in fte.items()}}, dtype=float)
+        after = apl_after(inst, supply, full - pd.Series(out) * per_day).reindex(data.constant.index)
+        assert (after >= data.constant - floor - 1e-9).all()
+        plans += 1
+    assert plans > 1
+
+
+def _apl_lp(data, tighten):
+    from optisite.models import apl
+
+    m = apl.build(data, tighten_links=tighten)
+    for v in list(m.d.values()) + list(m.f.values()):
+        v.domain = pyo.NonNegativeReals
+    for v in list(m.y.values()) + list(m.o.values()) + list(m.b.values()):
+        v.domain = pyo.UnitInterval
+    return m
+
+
+@pytest.mark.parametrize("seed,budget", [(0, 40000), (1, 60000), (2, 90000), (3, 150000), (4, 250000), (5, 120000)])
+def test_apl_tightened_links_lp_is_a_valid_and_tighter_bound(seed, budget):
+    """LP of the model as it was <= LP with the tightened links <= the enumerated optimum;
+    and the MIP with tightened links still finds that optimum."""
+    from optisite.models import apl
+    from test_apl_model import brute_force_apl
+
+    inst = _apl_small(seed, budget)
+    under, _cost = brute_force_apl(inst)
+    built = pipeline.build(inst, SolveOptions(model="apl", time_limit=60, gap=0, threads=1))
+    solver = StageSolver(SolveOptions(lexicographic=False), built.context.deadline)
+    lps = []
+    for tighten in (False, True):
+        m = _apl_lp(built.data, tighten)
+        lps.append(solver.minimise(m, built.model.objectives(m)[0]).objective)
+    tol = 1e-6 * max(1.0, under)
+    assert lps[0] <= lps[1] + tol
+    assert lps[1] <= under + tol
+    m = apl.build(built.data, tighten_links=True)
+    stage = built.context.solver.lexicographic(m, built.model.objectives(m)[:1], canonical=False)[0]
+    assert stage.status == "optimal"
+    assert stage.objective == pytest.approx(under, abs=1e-6)
+

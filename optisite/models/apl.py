@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
@@ -86,7 +87,24 @@ def prepare(instance: Instance, pairs: pd.DataFrame, links: pd.DataFrame,
                    fte_terms=fte, population=pop, upper=upper, threshold=float(p.apl_threshold))
 
 
-def build(data: AplData) -> pyo.ConcreteModel:
+def loss_floor(data: AplData) -> pd.Series:
+    """Per zone, ``L_i``: the most APL the plan's days can take from it. A practice *p*
+    gives at most ``G_p`` days, each changing APL_i by the (gain - loss) coefficient of
+    the cabinet it goes to; FTE only add. So ``sum(a * d) + sum(a * f) >= -L_i`` for
+    every plan; capped at ``C_i`` (APL never falls below 0)."""
+    dt = data.days_terms
+    give = data.staffing.practices["give_cap"]
+    neg = dt[dt["coefficient"] < 0]
+    worst = (-neg["coefficient"]).groupby([neg["zone_id"], neg["practice_id"]]).max()
+    loss = worst * give.reindex(worst.index.get_level_values("practice_id")).fillna(0).to_numpy()
+    floor = loss.groupby(level="zone_id").sum().reindex(data.constant.index).fillna(0.0)
+    return np.minimum(floor, data.constant.clip(lower=0.0))
+
+
+def build(data: AplData, tighten_links: bool = True) -> pyo.ConcreteModel:
+    """The apl model. ``tighten_links`` (the default) writes each zone's row with the
+    floor ``L_i`` of :func:`loss_floor` in place of ``C_i`` (``models/apl.md``, "The
+    bound"): the same integer plans, a tighter LP."""
     m = staffing.build(data.staffing, objectives=False)
     m.name = "apl"
     # The flow part of the staffing model is not part of the APL question: it is solved
@@ -103,13 +121,25 @@ def build(data: AplData) -> pyo.ConcreteModel:
     dmap = {z: list(zip(g["practice_id"], g["site_id"], g["coefficient"])) for z, g in dterms.groupby("zone_id")}
     fmap = {z: list(zip(g["site_id"], g["coefficient"])) for z, g in fterms.groupby("zone_id")}
     const = data.constant.to_dict()
+    floor = (loss_floor(data) if tighten_links else data.constant).to_dict()
 
     def link(m, i):
-        expr = const.get(i, 0.0) + sum(a * m.d[p, c] for p, c, a in dmap.get(i, ())) \
-            + sum(a * m.f[h] for h, a in fmap.get(i, ()))
-        if isinstance(expr, (int, float)):
-            return pyo.Constraint.Feasible if expr >= T - 1e-12 else m.b[i] <= expr / T
-        return expr >= T * m.b[i]
+        c = const.get(i, 0.0)
+        days, fte = dmap.get(i, ()), fmap.get(i, ())
+        if not days and not fte:
+            return pyo.Constraint.Feasible if c >= T - 1e-12 else m.b[i] <= c / T
+        if not tighten_links:
+            return c + sum(a * m.d[p, s] for p, s, a in days) + sum(a * m.f[h] for h, a in fte) >= T * m.b[i]
+        # C_i + terms >= T b_i, written as terms + L >= R b_i with R = T - C_i + L, L <= C_i:
+        # the same at b_i = 1; at b_i = 0 it asks terms >= -L, true of every plan. A
+        # positive coefficient above R is cut to R: one unit of that (integer) decision
+        # already lifts the row to R whatever the others take (they take at most L).
+        lo = min(floor.get(i, c), c)
+        R = T - c + lo
+        if R <= 0:
+            return pyo.Constraint.Feasible  # no plan takes zone i below T: b_i = 1 always holds
+        return (sum(min(a, R) * m.d[p, s] for p, s, a in days) + sum(min(a, R) * m.f[h] for h, a in fte)
+                + lo >= R * m.b[i])
 
     m.apl_link = pyo.Constraint(m.B, rule=link)
     pop = data.population.to_dict()
@@ -158,8 +188,12 @@ class Apl(Model):
         o = ctx.options
         return prepare(ctx.instance, ctx.pairs, ctx.links, o.force_open, o.force_closed)
 
+    #: Links written with the loss floor (``build``); False rebuilds the model as it was
+    #: before (for the benchmark's peer).
+    tighten_links = True
+
     def build(self, data: AplData):
-        return build(data)
+        return build(data, tighten_links=self.tighten_links)
 
     def objectives(self, m) -> list[Objective]:
         return [Objective("under threshold", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
