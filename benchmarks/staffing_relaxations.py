@@ -75,14 +75,19 @@ def main(argv=None) -> int:
         best_bound = max((r["bound"] for r in found.values() if r["bound"] is not None), default=math.nan)
         for row in rows[-len(VARIANTS):]:
             row["plan_vs_bound_pct"] = (100 * (plan - row["bound"]) / plan
-                                        if plan and row["bound"] is not None else math.nan)
-        print(f"{Path(folder).name}: plan {plan:,.1f}; best proven lower bound {best_bound:,.1f}; "
-              f"gap {100 * (plan - best_bound) / plan:.2f} % (HiGHS reports "
-              f"{100 * (plan - found['as built']['bound']) / plan:.2f} %)", flush=True)
+                                        if plan and abs(plan) > 1e-6 and row["bound"] is not None
+                                        else 0.0 if plan is not None and row["bound"] is not None
+                                        and abs(plan - row["bound"]) < 1e-6 else math.nan)
+        if plan and abs(plan) > 1e-6:
+            print(f"{Path(folder).name}: plan {plan:,.1f}; best proven lower bound {best_bound:,.1f}; "
+                  f"gap {100 * (plan - best_bound) / plan:.2f} % (HiGHS reports "
+                  f"{100 * (plan - found['as built']['bound']) / plan:.2f} %)", flush=True)
+        else:
+            print(f"{Path(folder).name}: plan leaves nobody without access: optimal, no gap", flush=True)
     df = pd.DataFrame(rows)
     df["gap_pct"] = df["plan_vs_bound_pct"]
     df = df.drop(columns=["plan_vs_bound_pct"])
-    df["objective"] = df["objective"].round(1)
+    df["objective"] = df["objective"].round(1) + 0.0  # no "-0.0"
     header = (f"# Staffing stage 1 and its relaxations\n\n`python benchmarks/staffing_relaxations.py "
               f"{' '.join(args.instances)} --time-limit {args.time_limit:g}`, one HiGHS thread.\n\n"
               "objective/bound: people without access (weighted); gap_pct: the plan of the model as "

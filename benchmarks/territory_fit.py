@@ -21,6 +21,7 @@ Writes ``benchmarks/results/territory_fit.{csv,md}`` (with ``--write``).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -72,6 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     targets = args.targets or SHIPPED + FRESH
     rows = []
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         for t in targets:
             t0 = time.perf_counter()
@@ -84,6 +86,7 @@ def main() -> None:
             row = {"instance": label, **fit(load_instance(folder)),
                    "seconds": round(time.perf_counter() - t0, 1)}
             rows.append(row)
+            loads.append(os.getloadavg()[0])
             print(f"{label:<22} agreement {row['agreement']:6.1%}  median |err| {row['median_abs_error']:.3f}  "
                   f"p90 {row['p90_abs_error']:.3f}  zeros>1 {row['zeros_above_1']}  "
                   f"({row['communes']} communes + {row['neighbours']} neighbours, {row['practices']} practices, "
@@ -105,7 +108,9 @@ def main() -> None:
             lines.append(f"| {r['instance']} | {r['communes']} | {r['neighbours']} | {r['agreement']:.1%} | "
                          f"{r['median_abs_error']:.3f} | {r['p90_abs_error']:.3f} | {r['zeros_above_1']} | "
                          f"{r['practices']} | {r['seconds']} |")
-        lines += ["", f"Targets met (>= 95 %, <= 0.10, no zero above 1): {int(ok.sum())} of {len(frame)}.", ""]
+        lines += ["", f"Targets met (>= 95 %, <= 0.10, no zero above 1): {int(ok.sum())} of {len(frame)}.", "",
+                  f"s: seconds to build (or load, for a folder) and compare, on a shared machine: 1-minute "
+                  f"load average {min(loads):.1f} to {max(loads):.1f} during the run.", ""]
         (out / "territory_fit.md").write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -40,6 +40,7 @@ import scipy.sparse as sp
 
 from .decay import DECAYS, decay_steps, decay_weight
 from .errors import InputError
+from . import rules
 from .instance import Instance
 
 DEFAULT_THRESHOLDS = (2.5, 4.0)
@@ -61,12 +62,9 @@ REFERENCE_AGE_WEIGHTS: tuple[tuple[int, int | None, float], ...] = (
     (50, 54, 1.03), (55, 59, 1.15), (60, 64, 1.18), (65, 69, 1.23), (70, 74, 1.46),
     (75, 79, 1.57), (80, 84, 1.63), (85, 89, 1.89), (90, None, 2.26),
 )
-# How the DREES counts a GP's yearly consultations and visits (same sheet; shipped as
-# optisite/data/drees_activity_caps_2023.csv): up to 250 -> 0; above 250 up to 3,600 ->
-# 3,600; above 3,600 up to 6,000 -> as observed; above 6,000 -> 6,000.
-ACTIVITY_ZERO_UP_TO = 250.0
-ACTIVITY_FLOOR = 3600.0
-ACTIVITY_CAP = 6000.0
+# The DREES 2023 activity caps live with the other capacity rules (:mod:`optisite.rules`).
+ACTIVITY_ZERO_UP_TO, ACTIVITY_FLOOR, ACTIVITY_CAP = rules.ACTIVITY_ZERO_UP_TO, rules.ACTIVITY_FLOOR, rules.ACTIVITY_CAP
+counted_activity = rules.counted_activity
 OLDEST_AGE = 99  # "<lo>_plus" bands are averaged over lo..OLDEST_AGE
 
 _BAND = re.compile(r"^pop_(\d+)_(\d+|plus)$")
@@ -185,51 +183,29 @@ def demand_population(instance: Instance, *, age_weights=REFERENCE_AGE_WEIGHTS,
 # Supply in activity (consultations/year)
 # --------------------------------------------------------------------------------------
 
-def counted_activity(activity) -> np.ndarray:
-    """A GP's yearly consultations and visits as the DREES counts them (2023 caps).
-
-    Up to 250: 0 (occasional activity); above 250 up to 3,600: 3,600; up to 6,000: as
-    given; above 6,000: 6,000. NaN stays NaN (no activity given).
-    """
-    a = np.asarray(activity, dtype=float)
-    out = np.where(a <= ACTIVITY_ZERO_UP_TO, 0.0,
-                   np.where(a <= ACTIVITY_FLOOR, ACTIVITY_FLOOR, np.minimum(a, ACTIVITY_CAP)))
-    return np.where(np.isnan(a), np.nan, out)
-
-
 def practice_capacity(instance: Instance, days_given: pd.Series | None = None) -> pd.Series:
     """Consultations/year of each existing practice (index practice_id).
 
-    physicians x days_per_fte x consultations_per_day_liberal x working_weeks, or, for a
-    row with the optional ``activity`` column (consultations and visits a year per GP),
-    physicians x that activity counted with the DREES caps (:func:`counted_activity`);
-    less ``days_given`` (physician-days/week given to cabinets secondaires, default
-    none) x consultations_per_day_liberal x working_weeks.
+    :func:`optisite.rules.practice_capacity` (physicians x per-FTE capacity, or x the
+    ``activity`` column counted with the DREES caps), less ``days_given``
+    (physician-days/week given to cabinets secondaires, default none) x
+    consultations_per_day_liberal x working_weeks.
     """
     p = instance.parameters
-    pr = instance.practices
-    per_day = p.consultations_per_day_liberal * p.working_weeks
-    full = pr["physicians"].astype(float) * p.days_per_fte * per_day
-    if "activity" in pr.columns:
-        counted = pd.Series(counted_activity(pr["activity"]), index=pr.index)
-        full = (pr["physicians"].astype(float) * counted).where(counted.notna(), full)
+    full = rules.practice_capacity(p, instance.practices)
     if days_given is not None:
-        full = full - days_given.reindex(pr.index).fillna(0.0).astype(float) * per_day
+        full = full - days_given.reindex(full.index).fillna(0.0).astype(float) * rules.per_liberal_weekly_day(p)
     return full.rename("capacity")
 
 
 def apl_practice_supply(instance: Instance, capacity: pd.Series) -> pd.Series:
-    """The part of each practice's consultations that the APL counts.
-
-    All of it by default (the DREES headline ``apl_mg``); with the parameter
-    ``apl_exclude_65_plus`` the share given by GPs aged 65 and over (practices column
-    ``share_65_plus``, 0 where empty) is left out, as in the DREES ``apl_mg_lt65``.
-    """
+    """The part of each practice's consultations that the APL counts: ``capacity`` (before
+    or after the plan) less :func:`optisite.rules.apl_left_out` (with the parameter
+    ``apl_exclude_65_plus``, the share of GPs aged 65 and over, as in the DREES
+    ``apl_mg_lt65``; nothing otherwise)."""
     pr = instance.practices
-    if not instance.parameters.apl_exclude_65_plus or "share_65_plus" not in pr.columns:
-        return capacity
-    share = pd.to_numeric(pr["share_65_plus"], errors="coerce").fillna(0.0).reindex(capacity.index).fillna(0.0)
-    return capacity * (1.0 - share)
+    left_out = rules.apl_left_out(instance.parameters, pr, rules.practice_capacity(instance.parameters, pr))
+    return capacity - left_out.reindex(capacity.index).fillna(0.0)
 
 
 def site_capacity(instance: Instance, days_per_week: pd.Series | None = None,

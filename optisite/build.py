@@ -599,7 +599,7 @@ def _neighbour_rule(notes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _calibration_notes(zones, calibration, supply: pd.DataFrame, planning: np.ndarray) -> dict[str, Any]:
-    from .calibrate import ITERATIONS, MAX_ACCESS, MIN_FTE, PRUNE_FROM
+    from .calibrate import ITERATIONS, MAX_ACCESS, MIN_FTE, PRUNE_ROUNDS
 
     last = calibration.history[-1]
     first = calibration.history[0]
@@ -611,8 +611,10 @@ def _calibration_notes(zones, calibration, supply: pd.DataFrame, planning: np.nd
         "method": (f"{ITERATIONS} rounds of: non-negative least squares of the 2SFCA (DREES decay, "
                    "standardised population) for the supply of every commune, then access minutes "
                    "raised where the computed APL exceeds the official one and lowered where it falls "
-                   f"short (0 to {MAX_ACCESS:g} min, zones column access_minutes); from round {PRUNE_FROM}, supply "
-                   f"points below {MIN_FTE:g} FTE removed; neighbours' rows weigh 0.2"),
+                   f"short (0 to {MAX_ACCESS:g} min, zones column access_minutes); after rounds "
+                   f"{' and '.join(map(str, PRUNE_ROUNDS))}, supply points below {MIN_FTE:g} FTE removed unless a "
+                   "commune draws most of its APL from one; the best later round kept (agreement + median "
+                   "error); neighbours' rows weigh 0.2"),
         **({"fit_straight_line": {k: first[k] for k in keys}} if first.get("iteration") == 0 else
            {"fit_by_departement": {h["departement"]: {k: h[k] for k in keys}
                                    for h in calibration.history if "departement" in h}}),

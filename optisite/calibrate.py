@@ -32,11 +32,12 @@ from .travel import TravelTimes
 
 MAX_ACCESS = 20.0  # minutes: at most the decay's cutoff (beyond it a commune reaches nobody)
 STEP = 4.0  # minutes of access per unit of relative APL error (damped fixed point)
-ITERATIONS = 25
-PRUNE_FROM = 15  # supply points below MIN_FTE are removed after this round and the last but one
+ITERATIONS = 30
+PRUNE_ROUNDS = (15, 20)  # after these rounds, supply points below MIN_FTE are removed (see _keep)
 MIN_FTE = 0.25  # a calibrated practice offers at least a quarter of a full-time GP
 NEIGHBOUR_ROW_WEIGHT = 0.2  # neighbours' official APL also depends on supply beyond them
 DENSE_LIMIT = 4000  # zones: dense NNLS below, sparse bounded least squares above
+KEEP_ABOVE = 0.0  # a commune the DREES gives more APL than this keeps its main supply point
 
 
 @dataclass(frozen=True)
@@ -62,18 +63,16 @@ def _fit_stats(fit: np.ndarray, official: np.ndarray, population: np.ndarray, ma
 
 
 def _keep(A: sp.csr_matrix, supply: np.ndarray, min_supply: float, official: np.ndarray) -> np.ndarray:
-    """Supply points to keep: those of at least ``min_supply``, and, for a commune with an
-    official APL above 0.5 that no such point reaches, the largest point that does (a
-    village served only by a small practice is not turned into a desert)."""
+    """Supply points to keep: those of at least ``min_supply``, and, for every commune with
+    an official APL above ``KEEP_ABOVE``, the point that gives it the most APL (a mountain
+    village served by a small practice is not turned into a desert, nor left to a far one)."""
     keep = supply >= min_supply
-    pattern = (A > 0).astype(np.int8).tocsr()
-    reached = np.asarray(pattern[:, keep].sum(axis=1)).ravel() > 0
-    need = np.flatnonzero(~reached & (np.nan_to_num(official) > 0.5))
+    contrib = (A @ sp.diags(supply)).tocsr()
+    need = np.flatnonzero(np.nan_to_num(official) > KEEP_ABOVE)
     for i in need:
-        row = pattern.indices[pattern.indptr[i]:pattern.indptr[i + 1]]
-        row = row[supply[row] > 0]
-        if len(row) and not keep[row].any():
-            keep[row[np.argmax(supply[row])]] = True
+        lo, hi = contrib.indptr[i], contrib.indptr[i + 1]
+        if hi > lo and contrib.data[lo:hi].max() > 0:
+            keep[contrib.indices[lo + int(np.argmax(contrib.data[lo:hi]))]] = True
     return keep
 
 
@@ -136,8 +135,26 @@ def calibrate_supply(zones: pd.DataFrame, parameters: Parameters | None = None, 
         return out
 
     min_supply = MIN_FTE * p.days_per_fte * p.consultations_per_day_liberal * p.working_weeks
+
+    def finish(access, supply):
+        """Drop the points NNLS left below MIN_FTE (unless a commune's main source, see
+        _keep); a commune then left at APL 0 while the DREES gives it some takes the largest
+        access minutes under which it reaches a supply point again (the decay's last step,
+        the least APL it can get), 0 if none."""
+        A = structure(access)
+        supply = np.where(_keep(A, supply, min_supply, official), supply, 0.0)
+        fitted = A @ supply
+        cut_off = known & (fitted <= 1e-9) & (np.nan_to_num(official) > 0)
+        if cut_off.any():
+            access = access.copy()
+            access[cut_off] = _reaching_access(cut_off, fi, ti, base, access, supply, cutoff)
+            fitted = structure(access) @ supply
+        return access, supply, fitted
+
     access = np.zeros(n)
     history = []
+    best = None  # (score, access, supply, fitted) of the best finished round on pruned columns
+    last_prune = max(PRUNE_ROUNDS)
     for k in range(iterations + 1):
         A = structure(access)
         supply = fit_supply(A)
@@ -146,31 +163,42 @@ def calibrate_supply(zones: pd.DataFrame, parameters: Parameters | None = None, 
                                                      p.apl_threshold),
                         "supply_points": int((supply > 0).sum()),
                         "mean_access_minutes": float(access.mean())})
+        if k > last_prune or k == iterations:
+            # The fixed point oscillates: keep the best finished round (agreement and median
+            # error over the planning communes) once the supply points are settled.
+            done = finish(access, supply)
+            stats = _fit_stats(done[2], official, population, planning, p.apl_threshold)
+            score = (1.0 - stats["agreement"]) + stats["median_abs_error"] + stats["zeros_above_1"]
+            if not np.isfinite(score):
+                score = 0.0
+            if best is None or score < best[0]:
+                best = (score, *done)
         if k == iterations:
             break
-        if k == PRUNE_FROM or k == iterations - 1:
+        if k in PRUNE_ROUNDS:
             columns &= _keep(A, supply, min_supply, official)
         error = np.where(known, (fitted - np.nan_to_num(official)) / (np.nan_to_num(official) + 1.0), 0.0)
         access = access + STEP * error
         access = np.round(np.clip(access, 0.0, MAX_ACCESS), 2)
-    # The last fit ran on pruned columns; a point NNLS left below MIN_FTE is dropped unless a
-    # commune relies on it alone (see _keep).
-    A = structure(access)
-    supply = np.where(_keep(A, supply, min_supply, official), supply, 0.0)
-    fitted = A @ supply
-    # Repair: a commune left with APL 0 while the DREES gives it some (pruning removed the
-    # points it reached) loses its access minutes; the supply stays as fitted.
-    cut_off = known & (fitted <= 1e-9) & (np.nan_to_num(official) > 0)
-    if cut_off.any():
-        access[cut_off] = 0.0
-        A = structure(access)
-        fitted = A @ supply
+    _, access, supply, fitted = best
     history.append({"iteration": "final", **_fit_stats(fitted, official, population, planning,
                                                        p.apl_threshold),
                     "supply_points": int((supply > 0).sum()), "mean_access_minutes": float(access.mean())})
     return Calibration(supply=pd.Series(supply, index=ids, name="supply"),
                        access_minutes=pd.Series(access, index=ids, name="access_minutes"),
                        fitted_apl=pd.Series(fitted, index=ids, name="apl"), history=history)
+
+
+def _reaching_access(rows: np.ndarray, fi: np.ndarray, ti: np.ndarray, base: np.ndarray,
+                     access: np.ndarray, supply: np.ndarray, cutoff: float) -> np.ndarray:
+    """For the zones ``rows`` (mask), the largest access minutes (at most their current ones,
+    rounded down to 0.01) under which some trip to a supplied zone stays under ``cutoff``."""
+    slack = cutoff - base - access[ti] - 0.01
+    use = rows[fi] & (supply[ti] > 0) & (slack >= 0)
+    best = np.full(len(access), -1.0)
+    np.maximum.at(best, fi[use], slack[use])
+    out = np.where(best >= 0, np.minimum(access, np.floor(best * 100) / 100), 0.0)
+    return out[rows]
 
 
 def calibrate_by_departement(zones: pd.DataFrame, parameters: Parameters | None = None, *,

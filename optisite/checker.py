@@ -288,6 +288,30 @@ def _reach(instance: Instance, sources: pd.DataFrame, cutoff: float) -> pd.DataF
 # Private re-derivations: APL (2SFCA) and the existing supply's served demand (an LP)
 # -------------------------------------------------------------------------------------
 
+def _full_capacity(instance: Instance) -> pd.Series:
+    """Consultations a year of each existing practice before any plan, written again here:
+    physicians x days_per_fte x consultations_per_day_liberal x working_weeks, or, where
+    the optional ``activity`` is given, physicians x activity with the DREES 2023 caps
+    (<= 250: 0; <= 3,600: 3,600; above 6,000: 6,000)."""
+    p, pr = instance.parameters, instance.practices
+    phys = pr["physicians"].astype(float)
+    full = phys * p.days_per_fte * p.consultations_per_day_liberal * p.working_weeks
+    if "activity" in pr.columns:
+        a = pd.to_numeric(pr["activity"], errors="coerce").astype(float)
+        capped = a.clip(upper=6000.0).where(a > 3600.0, 3600.0).where(a > 250.0, 0.0)
+        full = (phys * capped).where(a.notna(), full)
+    return full
+
+
+def _apl_not_counted(instance: Instance, full: pd.Series) -> pd.Series:
+    """Consultations a year of each practice the APL leaves out: with apl_exclude_65_plus,
+    share_65_plus (0 where empty) of its capacity before any plan; 0 otherwise."""
+    pr = instance.practices
+    if not instance.parameters.apl_exclude_65_plus or "share_65_plus" not in pr.columns:
+        return pd.Series(0.0, index=pr.index)
+    return pd.to_numeric(pr["share_65_plus"], errors="coerce").fillna(0.0).clip(0.0, 1.0) * full
+
+
 def _apl_2sfca(instance: Instance, supply: pd.Series, supply_zone: pd.Series) -> pd.Series:
     """APL per zone: APL_i = sum_j w(t_ij) S_j / D_j, D_j = sum_k w(t_kj) P_k (0 if D_j = 0).
 
@@ -506,6 +530,8 @@ class _Checker:
         self.days_in = sched.groupby("site_id")["days_per_week"].sum().reindex(self.cab.index).fillna(0.0)
         self.days_out = sched.groupby("practice_id")["days_per_week"].sum().reindex(pr.index).fillna(0.0)
         cap_give = np.minimum(np.floor(pr["secondary_days"] + 1e-9), np.floor(pr["physicians"] * D + 1e-9))
+        full = _full_capacity(self.instance)  # days come from the GPs the APL counts
+        cap_give = np.minimum(cap_give, np.floor((full - _apl_not_counted(self.instance, full)) / self.per_day + 1e-9))
         over = self.days_out > cap_give + 1e-9
         if over.any():
             pid = over.index[over][0]
@@ -522,7 +548,7 @@ class _Checker:
         self.text_differ("practices.csv zone_id", ids, prac["zone_id"], pr.loc[ids, "zone_id"])
         self.differ("practices.csv physicians", ids, prac["physicians"], pr.loc[ids, "physicians"])
         self.differ("practices.csv days_given", ids, prac["days_given"], self.days_out.reindex(ids))
-        full = pr["physicians"].astype(float) * self.p.days_per_fte * self.per_day
+        full = _full_capacity(self.instance)
         self.capacity_after = full - self.days_out * self.per_day
         if self.R["capacities"]:
             self.differ("practices.csv capacity_before", ids, prac["capacity_before"], full.reindex(ids))
@@ -755,7 +781,7 @@ class _Checker:
             zid = zin.index[(demand <= 0) & (z["covered_before"] < 1 - 1e-9)][0]
             v.append(f"zone '{zid}' has no demand, so covered_before must be 1")
         pairs = _reach(self.instance, practices, p.coverage_minutes)
-        capacity = (self.instance.practices["physicians"].astype(float) * p.days_per_fte * self.per_day)
+        capacity = _full_capacity(self.instance)
         gain = (weight * pop / demand.where(demand > 0)).fillna(0.0)
         best = _max_served(pairs, gain, demand, capacity)
         weighted_pop = float((weight * pop)[demand > 0].sum())
@@ -873,10 +899,11 @@ class _Checker:
         block = S["apl"]
         pr, sites_in = self.instance.practices, self.instance.sites
         zone_of = pd.concat([pr["zone_id"], sites_in["zone_id"]])
-        full = pr["physicians"].astype(float) * p.days_per_fte * self.per_day
-        before = _apl_2sfca(self.instance, full, zone_of)
-        after_supply = pd.concat([self.prac_t["capacity_after"], self.s["capacity"]]).fillna(0.0) \
-            if R["capacities"] else full
+        full = _full_capacity(self.instance)
+        left_out = _apl_not_counted(self.instance, full)
+        before = _apl_2sfca(self.instance, full - left_out, zone_of)
+        after_supply = pd.concat([self.prac_t["capacity_after"] - left_out.reindex(self.prac_t.index).fillna(0.0),
+                                  self.s["capacity"]]).fillna(0.0) if R["capacities"] else full - left_out
         after = _apl_2sfca(self.instance, after_supply, zone_of)
         ids = self.instance.zones.index
         self.differ("zones.csv apl_before", ids, z["apl_before"], before, rtol=1e-6, atol=1e-9)

@@ -195,14 +195,15 @@ class Parameters:
         1.3, "ratio",
         "road circuity factor: Ballou, Rahardja and Sakai (2002), Transportation Research A "
         "36(9), report factors of about 1.2 to 1.4 for European road networks (not in the "
-        "shipped sources); built instances set their own, fitted to the DREES APL "
-        "(models/instances.md)",
+        "shipped sources); built instances keep it and add per-commune access minutes fitted "
+        "to the DREES APL (zones column access_minutes, models/instances.md)",
         minimum=1.0, maximum=10.0,
     )
     speed_kmh: float = _p(
         60.0, "km/h",
         "assumption: mean door-to-door car speed on French secondary roads; built instances "
-        "set their own, fitted to the DREES APL (models/instances.md)",
+        "keep it and add per-commune access minutes fitted to the DREES APL (zones column "
+        "access_minutes, models/instances.md)",
         minimum=1.0, maximum=300.0,
     )
     travel_symmetric: bool = _p(

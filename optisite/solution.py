@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .rules import capacities, site_cost
+from .rules import capacities, practice_capacity, site_cost
 from .instance import Instance
 
 SOLUTION_FILES = ("solution.json", "sites.csv", "sites.gpkg", "schedule.csv", "practices.csv",
@@ -136,7 +136,7 @@ def derive(instance: Instance, result, decisions: dict, *, pairs: pd.DataFrame,
         "physicians": pr["physicians"].to_numpy(),
         "days_given": given.reindex(pr.index).fillna(0).to_numpy(float),
     })
-    prac["capacity_before"] = prac["physicians"] * caps["per_practice_fte"]
+    prac["capacity_before"] = practice_capacity(instance.parameters, pr).to_numpy(float)
     prac["capacity_after"] = prac["capacity_before"] - prac["days_given"] * caps["per_liberal_weekly_day"]
     if not result.capacities:
         prac["capacity_before"] = np.nan

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from optisite.apl import apl_before
 from optisite.calibrate import calibrate_supply
@@ -91,3 +92,30 @@ def test_calibration_recovers_a_supply_it_generated():
     assert np.median(np.abs(fitted - truth.to_numpy())) < 0.05
     assert ((fitted < 2.5) == (truth.to_numpy() < 2.5)).all()
     assert cal.supply.sum() == pytest.approx(3 * 5520, rel=0.05)  # conservation: the same total activity
+
+
+def test_pruning_keeps_the_point_a_commune_draws_most_from():
+    from optisite.calibrate import _keep
+
+    # Zone 1 is reached by a large point 0 (APL 1.0 from it) and a small point 1 (APL 5.0):
+    # point 1 is below the minimum but zone 1 draws most of its APL from it, so it stays,
+    # unless the DREES gives zone 1 no APL at all.
+    A = sp.csr_matrix(np.array([[1e-3, 0.0], [1e-4, 1e-2]]))
+    supply = np.array([10000.0, 500.0])
+    assert _keep(A, supply, 1380.0, np.array([3.0, 4.0])).tolist() == [True, True]
+    assert _keep(A, supply, 1380.0, np.array([3.0, 0.0])).tolist() == [True, False]
+
+
+def test_a_cut_off_commune_takes_the_largest_access_that_still_reaches_a_point():
+    from optisite.calibrate import _reaching_access
+
+    # Zone 0 (access 20) -> zone 1 (access 3, supplied) is 12 min in straight line: the trip
+    # stays under 20 min with access up to 20 - 12 - 3 = 5, minus the 0.01 margin: 4.99.
+    # Zone 2 has no supply: it does not count.
+    got = _reaching_access(np.array([True, False, False]), np.array([0, 0]), np.array([1, 2]),
+                           np.array([12.0, 5.0]), np.array([20.0, 3.0, 0.0]),
+                           np.array([0.0, 100.0, 0.0]), 20.0)
+    assert got.tolist() == [4.99]
+    # Nothing reachable at any access: 0.
+    assert _reaching_access(np.array([True, False, False]), np.array([0]), np.array([1]), np.array([25.0]),
+                            np.array([20.0, 3.0, 0.0]), np.array([0.0, 100.0, 0.0]), 20.0).tolist() == [0.0]

@@ -4,7 +4,7 @@ For fixed population the APL of zone *i* is linear in the supply :math:`S_j` at 
 point (``models/apl.md`` proves it): :math:`APL_i = \sum_j a_{ij} S_j`. Supplies are
 linear in the staffing decisions of the staffing model:
 
-* practice *p*: :math:`S_p = k_L W (F \Phi_p - \sum_c d_{pc})`,
+* practice *p*: :math:`S_p = K_p - k_L W \sum_c d_{pc}` (:math:`K_p` its APL-counted capacity, ``rules``),
 * cabinet *c*: :math:`S_c = k_L W \sum_p d_{pc}`,
 * centre *h*: :math:`S_h = k_S F W f_h`.
 
@@ -31,7 +31,7 @@ import pyomo.environ as pyo
 
 from ..apl import apl_linear_coefficients
 from ..instance import Instance
-from ..rules import per_liberal_weekly_day, per_practice_fte, per_salaried_fte
+from ..rules import apl_left_out, per_liberal_weekly_day, per_salaried_fte, practice_capacity
 from . import staffing
 from .base import Context, Decisions, Finish, Model, Objective, ResultMeaning, register
 
@@ -54,7 +54,10 @@ def prepare(instance: Instance, pairs: pd.DataFrame, links: pd.DataFrame,
     coef = apl_linear_coefficients(instance)
     per_day = per_liberal_weekly_day(p)  # consultations/year per weekly day
     per_fte = per_salaried_fte(p)
-    full = instance.practices["physicians"] * per_practice_fte(p)
+    # What the APL counts of each practice before any day is given (rules: activity with
+    # the DREES caps, GPs aged 65 and over left out when apl_exclude_65_plus).
+    capacity = practice_capacity(p, instance.practices)
+    full = capacity - apl_left_out(p, instance.practices, capacity)
 
     prac = coef[coef["source_kind"] == "practice"]
     constant = (prac["coefficient"] * full.reindex(prac["source_id"]).to_numpy()).groupby(prac["zone_id"]).sum()

@@ -16,7 +16,7 @@ unmet demand :math:`u_z`.
 
     \sum_z x_{zc} \le k_L W \sum_p d_{pc}, \quad
     \sum_z x_{zh} \le k_S F W f_h, \quad
-    \sum_z x_{zp} \le k_L W (F \Phi_p - \sum_c d_{pc})
+    \sum_z x_{zp} \le K_p - k_L W \sum_c d_{pc}
 
     \sum_s x_{zs} + u_z = D_z, \qquad
     \sum_c a_c y_c + \sum_h a_h o_h + W \sum_{pc} e_c d_{pc} + \sum_h g_h f_h \le B
@@ -37,7 +37,7 @@ import pyomo.environ as pyo
 from ..errors import InfeasibleError
 from ..instance import Instance
 from ..parameters import Parameters
-from ..rules import per_liberal_weekly_day, per_salaried_fte, site_cost
+from ..rules import give_cap, per_liberal_weekly_day, per_salaried_fte, practice_capacity, site_cost
 from .base import Context, Decisions, Model, Objective, ResultMeaning, check_budget, register
 from .coverage import cost_scale
 
@@ -46,7 +46,7 @@ from .coverage import cost_scale
 class StaffingData:
     """The numbers of one staffing model, independent of Pyomo."""
 
-    practices: pd.DataFrame  # physicians, give_cap (int days/week), capacity_unit (per available day)
+    practices: pd.DataFrame  # physicians, give_cap (int days/week), capacity (model units, rules.practice_capacity)
     cabinets: pd.DataFrame  # fixed_cost, cost_per_day, min_days, max_days (int)
     centres: pd.DataFrame  # fixed_cost, cost_per_fte, min_fte, max_fte (int)
     links: pd.DataFrame  # practice_id, site_id, minutes
@@ -74,8 +74,9 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
     zones["penalty"] = zones["weight"] * zones["population"] / zones["demand"]
 
     pr = instance.practices
-    give = np.minimum(np.floor(pr["secondary_days"] + 1e-9), np.floor(pr["physicians"] * p.days_per_fte + 1e-9))
+    give = give_cap(p, pr)
     practices = pd.DataFrame({"physicians": pr["physicians"], "give_cap": give.astype(int),
+                              "capacity": practice_capacity(p, pr) / unit,
                               "zone_id": pr["zone_id"]})
 
     sites = instance.sites
@@ -215,11 +216,11 @@ def add_variables(m, data: StaffingData) -> None:
 
 def add_constraints(m, data: StaffingData) -> None:
     give = data.practices["give_cap"].to_dict()
-    phys = data.practices["physicians"].to_dict()
+    cap = data.practices["capacity"].to_dict()
     mind, maxd = data.cabinets["min_days"].to_dict(), data.cabinets["max_days"].to_dict()
     minf, maxf = data.centres["min_fte"].to_dict(), data.centres["max_fte"].to_dict()
     dem = data.zones["demand"].to_dict()
-    kd, kf, F = data.per_day, data.per_fte, data.days_per_fte
+    kd, kf = data.per_day, data.per_fte
     out_, in_ = m._days_from, m._days_to
     to_, from_ = m._flows_to, m._flows_from
 
@@ -241,7 +242,7 @@ def add_constraints(m, data: StaffingData) -> None:
     m.cap_centre = pyo.Constraint(m.H, rule=lambda m, h: served(m, h) <= kf * m.f[h])
     m.cap_practice = pyo.Constraint(
         [p for p in m.P if p in to_],
-        rule=lambda m, p: served(m, p) + kd * days_out(m, p) <= kd * F * phys[p])
+        rule=lambda m, p: served(m, p) + kd * days_out(m, p) <= cap[p])
     m.demand = pyo.Constraint(
         m.Z, rule=lambda m, z: sum(m.x[z, s] for s in from_.get(z, ())) + m.u[z] == dem[z])
 
