@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from .. import levers as lever
 from ..errors import InfeasibleError
 from ..instance import Instance
 from ..parameters import Parameters
@@ -61,6 +62,8 @@ class StaffingData:
     force_open: tuple[str, ...]
     force_closed: tuple[str, ...]
     parameters: Parameters
+    levers: lever.Levers | None = None  # the Cour's levers (optisite/levers.py); None: all off
+    presence_weeks: float = 1.0  # days a week per unit of d (presence_unit: 1, or 12/52 for a month)
 
 
 def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
@@ -74,7 +77,8 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
     zones["penalty"] = zones["weight"] * zones["population"] / zones["demand"]
 
     pr = instance.practices
-    give = np.minimum(np.floor(pr["secondary_days"] + 1e-9), np.floor(pr["physicians"] * p.days_per_fte + 1e-9))
+    lv = lever.prepare(instance, force_open)
+    give = lever.to_units(np.minimum(pr["secondary_days"], pr["physicians"] * p.days_per_fte), p, up=False)
     practices = pd.DataFrame({"physicians": pr["physicians"], "give_cap": give.astype(int),
                               "zone_id": pr["zone_id"]})
 
@@ -83,8 +87,8 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
     cds = sites[sites["kind"] == "centre_de_sante"]
     cabinets = pd.DataFrame({
         "fixed_cost": cab["fixed_cost"], "cost_per_day": cab["cost_per_day"],
-        "min_days": np.ceil(cab["min_days"] - 1e-9).astype(int),
-        "max_days": np.floor(cab["max_days"] + 1e-9).astype(int),
+        "min_days": lever.to_units(cab["min_days"], p, up=True),
+        "max_days": lever.to_units(cab["max_days"], p, up=False),
     })
     centres = pd.DataFrame({
         "fixed_cost": cds["fixed_cost"], "cost_per_fte": cds["cost_per_fte"],
@@ -120,7 +124,7 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
     keep = (flows["source_kind"] == "practice") | flows["source_id"].isin(cabinets.index) | flows["source_id"].isin(centres.index)
     flows = flows[keep].reset_index(drop=True)
 
-    per_day = per_liberal_weekly_day(p) / unit
+    per_day = per_liberal_weekly_day(p) * lv.presence_weeks / unit  # per unit of d
     per_fte = per_salaried_fte(p) / unit
     if tighten:
         # Staffing beyond what the reachable demand can absorb covers nobody and only costs:
@@ -137,9 +141,11 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
     data = StaffingData(
         practices=practices, cabinets=cabinets, centres=centres, links=links, flows=flows,
         zones=zones, unit=unit, per_day=per_day, per_fte=per_fte, days_per_fte=p.days_per_fte,
-        weeks=p.working_weeks, budget=float(p.budget),
+        weeks=p.working_weeks * lv.presence_weeks, budget=float(p.budget),
         force_open=tuple(sorted(forced_open)), force_closed=tuple(sorted(forced_closed)), parameters=p,
+        levers=lv, presence_weeks=lv.presence_weeks,
     )
+    lever.check_forced(lv, data)
     check_budget(minimum_costs(data), list(data.force_open), data.budget,
                  unusable=_why_no_cabinet(p, len(cab), len(cabinets)))
     return data
@@ -162,7 +168,8 @@ def _why_no_cabinet(p, candidates: int, usable: int) -> str | None:
 def minimum_costs(data: StaffingData) -> pd.Series:
     """Cheapest annual cost of opening each usable site (fixed + its minimum staffing)."""
     c, h = data.cabinets, data.centres
-    cab = site_cost(data.parameters, c["fixed_cost"], c["cost_per_day"], np.maximum(c["min_days"], 1), 0.0, 0.0)
+    cab = site_cost(data.parameters, c["fixed_cost"], c["cost_per_day"],
+                    np.maximum(c["min_days"], 1) * data.presence_weeks, 0.0, 0.0)
     cds = site_cost(data.parameters, h["fixed_cost"], 0.0, 0.0, h["cost_per_fte"], np.maximum(h["min_fte"], 1))
     return pd.concat([cab, cds]).sort_index()
 
@@ -255,6 +262,7 @@ def add_constraints(m, data: StaffingData) -> None:
     m.cost_fte = pyo.Expression(expr=sum(per_fte_h[h] * m.f[h] for h in m.H))
     m.cost = pyo.Expression(expr=m.cost_fixed_cabinet + m.cost_fixed_centre + m.cost_days + m.cost_fte)
     s = m.cost_scale
+    lever.add_constraints(m, data)  # zonage, new_fte, envelope (optisite/levers.py)
     if len(m.C) + len(m.H) == 0:
         return  # nothing can be opened: no budget row
     m.budget = pyo.Constraint(expr=(
@@ -274,7 +282,8 @@ def decisions(m, data: StaffingData) -> Decisions:
         return 0.0 if v.value is None else float(v.value)
 
     days = pd.DataFrame(
-        [(p, c, int(round(val(m.d[p, c])))) for p, c in m.A], columns=["practice_id", "site_id", "days_per_week"])
+        [(p, c, int(round(val(m.d[p, c]))) * data.presence_weeks) for p, c in m.A],
+        columns=["practice_id", "site_id", "days_per_week"])
     days = days[days["days_per_week"] > 0].reset_index(drop=True)
     fte = pd.Series({h: int(round(val(m.f[h]))) for h in m.H}, dtype=float)
     fte = fte[fte > 0]
@@ -310,7 +319,8 @@ def plan_flows(ctx: Context, data: StaffingData, days: pd.DataFrame | None, fte:
     Returns (flows or None when the LP did not finish, its StageResult)."""
     sub = for_plan(data, days, fte)
     m = build(sub)
-    given = {} if days is None else {(p, c): int(d) for p, c, d in days[["practice_id", "site_id", "days_per_week"]]
+    given = {} if days is None else {(p, c): int(round(d / data.presence_weeks))
+                                     for p, c, d in days[["practice_id", "site_id", "days_per_week"]]
                                      .itertuples(index=False)}
     for (p, c), v in m.d.items():
         v.fix(given.get((p, c), 0))
