@@ -36,10 +36,17 @@ RESTRICTED_KINDS = {"none": (), "centre_de_sante": ("centre_de_sante",),
                     "cabinet_secondaire": ("cabinet_secondaire",), "all": ("cabinet_secondaire", "centre_de_sante")}
 # Days a week that one unit of the days variable stands for.
 PRESENCE_WEEKS = {"week": 1.0, "month": 12.0 / 52.0}
-# A presence given in days a week becomes whole units with this slack: in months a value
-# within 0.05 day of a whole number counts as it (0.46 day a week reads as 2 days a month);
-# in weeks the historical 1e-9 (only float noise).
-PRESENCE_SLACK = {"week": 1e-9, "month": 0.05}
+# A presence given in days a week becomes whole units: in weeks minima round up and caps
+# down (with 1e-9 of float noise); in months both round to the nearest whole day a month,
+# so that one day a week is 4 days a month as a minimum and as a cap alike (rounding 4.33
+# up for the minimum and down for the cap would leave a one-GP cabinet unstaffable), and
+# 0.46 day a week reads as 2 days a month.
+
+
+def _whole(x: np.ndarray, unit: str, up: bool) -> np.ndarray:
+    if unit == "month":
+        return np.floor(x + 0.5)
+    return np.ceil(x - 1e-9) if up else np.floor(x + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,10 @@ def presence_weeks(p: Parameters) -> float:
 
 
 def to_units(days_per_week, p: Parameters, *, up: bool) -> np.ndarray:
-    """Days a week as whole units of presence: rounded up for a minimum, down for a cap."""
+    """Days a week as whole units of presence: in weeks rounded up for a minimum (``up``),
+    down for a cap; in months to the nearest whole day a month."""
     x = np.asarray(days_per_week, dtype=float) / presence_weeks(p)
-    slack = PRESENCE_SLACK[p.presence_unit]
-    return (np.ceil(x - slack) if up else np.floor(x + slack)).astype(int)
+    return _whole(x, p.presence_unit, up).astype(int)
 
 
 # -- zonage --------------------------------------------------------------------------------
