@@ -390,7 +390,7 @@ class _Checker:
     def whole(self, days_per_week, *, up: bool):
         """A days-a-week bound in whole units of presence, back in days a week: in weeks up
         for a minimum and down for a cap, in months to the nearest day a month."""
-        x = np.asarray(days_per_week, dtype=float) / self.grid
+        x = pd.Series(days_per_week, dtype=float) / self.grid  # a Series keeps its ids
         if self.grid != 1.0:
             return np.floor(x + 0.5) * self.grid
         return (np.ceil(x - 1e-9) if up else np.floor(x + 1e-9)) * self.grid

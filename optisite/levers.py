@@ -31,6 +31,7 @@ import pyomo.environ as pyo
 from .errors import InfeasibleError, InputError
 from .parameters import MAX_FTE, Parameters, parse_envelopes
 
+ROWS = ("zonage", "new_fte", "envelope")  # the constraints the levers add to a staffing model
 ELIGIBLE = ("ZIP", "ZAC")  # zonage classes where the zonage lever allows new sites
 RESTRICTED_KINDS = {"none": (), "centre_de_sante": ("centre_de_sante",),
                     "cabinet_secondaire": ("cabinet_secondaire",), "all": ("cabinet_secondaire", "centre_de_sante")}

@@ -20,7 +20,7 @@ from optisite.instance import instance_from_frames
 from optisite.levers import PRESENCE_WEEKS, to_units
 from optisite.parameters import Parameters, parse_envelopes
 from optisite.pipeline import SolveOptions, build, solve
-from optisite.scenario import apply, parse_scenario
+from optisite.scenario import apply, documented_keys, parse_scenario
 
 KAPPA = 3.4  # consultations_per_inhabitant (default)
 PER_FTE = 12.7 * 5 * 46  # consultations a year of one salaried FTE (defaults)
@@ -292,7 +292,9 @@ def test_scenarios_md_lists_every_lever_parameter():
     section = text[text.index("## The Cour's levers"):text.index("## Keys")]
     toml = section[section.index("```toml") + 7:section.index("```", section.index("```toml") + 7)]
     listed = set(tomllib.loads(toml)["parameters"])
-    for name in ("zonage_restrict", "max_new_salaried_fte", "funder_envelopes", "presence_unit"):
+    levers = documented_keys()["levers"]
+    assert set(levers) <= set(Parameters.names())
+    for name in levers:
         assert f"`{name}`" in section and name in listed
 
 

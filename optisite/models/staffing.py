@@ -329,8 +329,9 @@ def plan_flows(ctx: Context, data: StaffingData, days: pd.DataFrame | None, fte:
     for h in m.H:
         m.f[h].fix(int(round(float(fte[h]))))
         m.o[h].fix(1)
-    if hasattr(m, "budget"):
-        m.budget.deactivate()  # the plan's cost is already fixed and checked; only flows are free here
+    for name in ("budget",) + lever.ROWS:
+        if hasattr(m, name):
+            getattr(m, name).deactivate()  # the plan's cost is already fixed and checked; only flows are free here
     stages = ctx.solver.lexicographic(m, [Objective(name, m.uncovered)], canonical=True, floor=FLOW_LP_FLOOR_S,
                                       watch=False)
     done = stages[0].has_solution and all(s.status == "optimal" for s in stages)
