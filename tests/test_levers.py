@@ -305,3 +305,20 @@ def test_apl_model_keeps_the_zonage():
     assert "CDS-B" not in set(sol.sites["site_id"])
     m = build(inst, SolveOptions(model="apl")).pyomo
     assert list(m.zonage) == ["CDS-B"]
+
+
+# -- the report -----------------------------------------------------------------------------
+
+def test_report_shows_zonage_envelopes_and_days_a_month():
+    from optisite.report import render_report
+
+    inst = centres_instance({"budget": 180_000, "zonage_restrict": "centre_de_sante",
+                             "funder_envelopes": "ars_hopital=90000"}, funders=FUNDERS)
+    html = render_report(inst, run(inst))
+    assert '<td class="zonage-ZIP">ZIP</td>' in html  # the opened centre's commune
+    assert '<td class="zonage-none">none</td>' in html  # commune B, still without access
+    assert 'data-envelope="ars_hopital">90,000' in html.replace("\u202f", ",").replace("\xa0", ",")
+    monthly = cabinets_instance({"presence_unit": "month"})
+    html = render_report(monthly, run(monthly))
+    assert html.count('<th class="n">days/month</th>') == 2 and '<th class="n">days/week</th>' not in html
+    assert "zonage-" not in html.split("</style>")[1]  # no zonage column without the zones' column
