@@ -10,7 +10,6 @@ import itertools
 import math
 import tomllib
 
-import numpy as np
 import pandas as pd
 import pytest
 
