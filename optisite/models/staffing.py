@@ -282,8 +282,9 @@ def decisions(m, data: StaffingData) -> Decisions:
         return 0.0 if v.value is None else float(v.value)
 
     days = pd.DataFrame(
-        [(p, c, int(round(val(m.d[p, c]))) * data.presence_weeks) for p, c in m.A],
-        columns=["practice_id", "site_id", "days_per_week"])
+        [(p, c, int(round(val(m.d[p, c])))) for p, c in m.A], columns=["practice_id", "site_id", "days_per_week"])
+    if data.presence_weeks != 1.0:  # whole days a month, written in days a week (presence_unit)
+        days["days_per_week"] = days["days_per_week"] * data.presence_weeks
     days = days[days["days_per_week"] > 0].reset_index(drop=True)
     fte = pd.Series({h: int(round(val(m.f[h]))) for h in m.H}, dtype=float)
     fte = fte[fte > 0]
