@@ -159,7 +159,7 @@ def add_constraints(m, data) -> None:
     three components, empty when their lever is off (the documents list them)."""
     lv: Levers = data.levers or Levers()
     add_zonage(m, lv, {c: m.y[c] for c in m.C} | {h: m.o[h] for h in m.H})
-    add_recruitment(m, lv, [m.f[h] for h in m.H])
+    add_recruitment(m, lv.max_new_fte, [m.f[h] for h in m.H])
     fixed = data.cabinets["fixed_cost"].to_dict() | data.centres["fixed_cost"].to_dict()
     per_day, per_fte = data.cabinets["cost_per_day"].to_dict(), data.centres["cost_per_fte"].to_dict()
     openings = [(sid, fixed[sid], var) for sid, var in
@@ -175,11 +175,12 @@ def add_zonage(m, lv: Levers, opening: Mapping[str, object], name: str = "zonage
     m.add_component(name, pyo.Constraint(rows, rule=lambda m, sid: opening[sid] <= 0))
 
 
-def add_recruitment(m, lv: Levers, fte, name: str = "new_fte") -> None:
-    """``sum(fte) <= max_new_salaried_fte`` (one row, or none when there is no limit)."""
+def add_recruitment(m, limit: float | None, fte, name: str = "new_fte", row="total") -> None:
+    """``sum(fte) <= limit``: one row named ``row``, or none when ``limit`` is None (a
+    multi-year model passes each year's hires and its per-year limit, with its own names)."""
     fte = list(fte)
-    rows = ["total"] if lv.max_new_fte is not None and fte else []
-    m.add_component(name, pyo.Constraint(rows, rule=lambda m, _: sum(fte) <= lv.max_new_fte))
+    rows = [row] if limit is not None and fte else []
+    m.add_component(name, pyo.Constraint(rows, rule=lambda m, _: sum(fte) <= limit))
 
 
 def add_envelopes(m, lv: Levers, openings, staff, *, scale: float = 1.0, name: str = "envelope") -> None:
