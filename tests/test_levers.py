@@ -254,6 +254,18 @@ def test_presence_minimum_is_read_in_the_unit():
     assert PRESENCE_WEEKS["month"] == pytest.approx(12 / 52)
 
 
+def test_existing_supply_does_not_depend_on_the_presence_unit():
+    """On tiny, the practices' own capacity is the same in either unit: the status quo
+    (budget 0) covers the same people, and the checker's LP agrees."""
+    from optisite import load_instance
+
+    inst = load_instance("instances/tiny")
+    week = run(inst.with_parameters({"budget": 0}))
+    month = run(inst.with_parameters({"budget": 0, "presence_unit": "month"}))
+    assert month.summary["population_covered_before"] == pytest.approx(week.summary["population_covered_before"])
+    assert month.objective == pytest.approx(week.objective)
+
+
 def test_checker_catches_days_off_the_presence_grid(tmp_path):
     monthly_inst = cabinets_instance({"presence_unit": "month"})
     monthly = run(monthly_inst)
@@ -321,3 +333,25 @@ def test_report_shows_zonage_envelopes_and_days_a_month():
     html = render_report(monthly, run(monthly))
     assert html.count('<th class="n">days/month</th>') == 2 and '<th class="n">days/week</th>' not in html
     assert "zonage-" not in html.split("</style>")[1]  # no zonage column without the zones' column
+
+
+def test_levers_from_the_command_line(tmp_path):
+    """`--set` reaches each lever; the written plan passes `optisite check`."""
+    import json
+
+    from click.testing import CliRunner
+
+    from optisite.cli import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "solve", "instances/tiny", "--quiet", "--time-limit", "60", "--threads", "1", "--out", str(out),
+        "--set", "presence_unit=month", "--set", "max_new_salaried_fte=2",
+        "--set", "funder_envelopes=collectivites=60000; ars_hopital=80000"])
+    assert result.exit_code == 0, result.output
+    S = json.loads((out / "solution.json").read_text())
+    assert S["parameters"]["funder_envelopes"] == "ars_hopital=80000; collectivites=60000"
+    assert S["check"]["ok"] and S["salaried_fte"] <= 2
+    assert S["cost_by_funder"]["collectivites"] <= 60000 and S["cost_by_funder"]["ars_hopital"] <= 80000
+    checked = CliRunner().invoke(main, ["check", str(out), "instances/tiny"])
+    assert checked.exit_code == 0, checked.output

@@ -56,7 +56,7 @@ class StaffingData:
     unit: float  # consultations per model flow unit
     per_day: float  # model units of capacity per weekly liberal physician-day
     per_fte: float  # model units of capacity per salaried FTE
-    days_per_fte: float
+    days_per_fte: float  # units of d in one FTE's week or month (5, or 5 x 52/12 in months)
     weeks: float
     budget: float
     force_open: tuple[str, ...]
@@ -140,7 +140,8 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
         centres["max_fte"] = np.minimum(centres["max_fte"], np.maximum(need_fte, np.maximum(centres["min_fte"], 1)))
     data = StaffingData(
         practices=practices, cabinets=cabinets, centres=centres, links=links, flows=flows,
-        zones=zones, unit=unit, per_day=per_day, per_fte=per_fte, days_per_fte=p.days_per_fte,
+        zones=zones, unit=unit, per_day=per_day, per_fte=per_fte,
+        days_per_fte=p.days_per_fte / lv.presence_weeks,  # in units of d: a practice's full time
         weeks=p.working_weeks * lv.presence_weeks, budget=float(p.budget),
         force_open=tuple(sorted(forced_open)), force_closed=tuple(sorted(forced_closed)), parameters=p,
         levers=lv, presence_weeks=lv.presence_weeks,
