@@ -407,6 +407,17 @@ class _Checker:
         p = self.p
         self.per_day = p.consultations_per_day_liberal * p.working_weeks
         self.per_fte = p.consultations_per_day_salaried * p.days_per_fte * p.working_weeks
+        # Presence granularity: days a week of one whole unit of presence (models/staffing.md,
+        # the Cour's levers).
+        self.grid = 12.0 / 52.0 if p.presence_unit == "month" else 1.0
+
+    def whole(self, days_per_week, *, up: bool):
+        """A days-a-week bound in whole units of presence, back in days a week: in weeks up
+        for a minimum and down for a cap, in months to the nearest day a month."""
+        x = pd.Series(days_per_week, dtype=float) / self.grid  # a Series keeps its ids
+        if self.grid != 1.0:
+            return np.floor(x + 0.5) * self.grid
+        return (np.ceil(x - 1e-9) if up else np.floor(x + 1e-9)) * self.grid
 
     def run(self) -> dict:
         self.check_sites()
@@ -414,6 +425,7 @@ class _Checker:
         self.check_practices()
         self.check_staffing()
         self.check_costs()
+        self.check_levers()
         self.check_zones()
         self.check_objective_and_status()
         self.check_apl()
@@ -514,9 +526,10 @@ class _Checker:
                          pr["zone_id"].reindex(sched["practice_id"]))
         self.text_differ("schedule.csv site_zone_id", pd.Index(key), sched["site_zone_id"],
                          sites_in["zone_id"].reindex(sched["site_id"]))
-        d = sched["days_per_week"]
-        if ((d - d.round()).abs() > 1e-9).any() or (d <= 0).any():
-            v.append("schedule.csv has a non-integer or non-positive number of days")
+        d = sched["days_per_week"] / self.grid
+        if ((d - d.round()).abs() > (1e-9 if self.grid == 1 else 1e-6)).any() or (d <= 0).any():
+            v.append(f"schedule.csv has a number of days that is not a positive whole number of days a "
+                     f"{self.p.presence_unit}")
         mins = _minutes(self.instance, pr.loc[sched["practice_id"], "zone_id"].to_numpy(),
                         sites_in.loc[sched["site_id"], "zone_id"].to_numpy())
         limit = pr.loc[sched["practice_id"], "max_travel_minutes"].to_numpy(float)
@@ -532,6 +545,7 @@ class _Checker:
         cap_give = np.minimum(np.floor(pr["secondary_days"] + 1e-9), np.floor(pr["physicians"] * D + 1e-9))
         full = _full_capacity(self.instance)  # days come from the GPs the APL counts
         cap_give = np.minimum(cap_give, np.floor((full - _apl_not_counted(self.instance, full)) / self.per_day + 1e-9))
+        cap_give = self.whole(cap_give, up=False)  # in whole units of presence (weeks or months)
         over = self.days_out > cap_give + 1e-9
         if over.any():
             pid = over.index[over][0]
@@ -577,7 +591,7 @@ class _Checker:
             return
         lo, hi = sites_in.loc[cab.index, "min_days"], sites_in.loc[cab.index, "max_days"]
         days = self.days_in.reindex(cab.index)
-        bad = (days < np.maximum(np.ceil(lo - 1e-9), 1) - 1e-9) | (days > hi + 1e-9)
+        bad = (days < np.maximum(self.whole(lo, up=True), self.grid) - 1e-9) | (days > self.whole(hi, up=False) + 1e-9)
         if bad.any():
             sid = bad.index[bad][0]
             v.append(f"cabinet '{sid}' has {days[sid]:g} days/week, outside [{lo[sid]:g}, {hi[sid]:g}]")
@@ -610,10 +624,10 @@ class _Checker:
                  "fixed_centre": float(fixed[kind == "centre_de_sante"].sum()),
                  "physician_days": float(staff[kind == "cabinet_secondaire"].sum()),
                  "salaried_fte": float(staff[kind == "centre_de_sante"].sum())}
-        funders: dict[str, float] = {}
-        for item, funder in (("fixed_cabinet", p.funder_cabinet_fixed), ("physician_days", p.funder_cabinet_days),
-                             ("fixed_centre", p.funder_centre_fixed), ("salaried_fte", p.funder_centre_fte)):
-            funders[funder] = funders.get(funder, 0.0) + items[item]
+        # Each site's fixed cost goes to its funder_fixed, its staff cost to its funder_staff
+        # (columns of the sites table; the funder_* parameters by kind where not given).
+        funders = self.funder_costs(sites_in, fixed, staff)
+        self.spent_by_funder = dict(funders)
         for key, want in (("cost_by_item", items), ("cost_by_funder", funders)):
             if key not in S:
                 v.append(f"solution.json has no {key}")
@@ -633,6 +647,52 @@ class _Checker:
         # A set-covering plan answers what full coverage costs: it declares the budget does not bind it.
         if self.R["budgeted"] and cost > p.budget * (1 + 1e-9) + 1e-6:
             v.append(f"cost {cost:,.2f} EUR/year exceeds the budget of {p.budget:,.2f}")
+
+    def funder_costs(self, sites_in: pd.DataFrame, fixed: pd.Series, staff: pd.Series) -> dict[str, float]:
+        """EUR/year each funder pays: a site's fixed cost to its funder_fixed, its staff cost
+        to its funder_staff; funders of the parameters appear even at 0 (as in solution.json)."""
+        p = self.p
+        cab = (sites_in["kind"] == "cabinet_secondaire").to_numpy()
+        out = {f: 0.0 for f in (p.funder_cabinet_fixed, p.funder_cabinet_days, p.funder_centre_fixed,
+                                p.funder_centre_fte)}
+        for col, cost, (for_cab, for_cds) in (("funder_fixed", fixed, (p.funder_cabinet_fixed, p.funder_centre_fixed)),
+                                              ("funder_staff", staff, (p.funder_cabinet_days, p.funder_centre_fte))):
+            given = self.instance.inputs.sites[col] if col in self.instance.inputs.sites.columns else None
+            who = pd.Series(np.where(cab, for_cab, for_cds), index=sites_in.index, dtype=object)
+            if given is not None:
+                who = given.reindex(sites_in.index).where(lambda s: s.notna(), who)
+            for f, amount in cost.groupby(who.reindex(cost.index).to_numpy()).sum().items():
+                out[str(f)] = out.get(str(f), 0.0) + float(amount)
+        return out
+
+    # -- the Cour's levers, from the tables alone -------------------------------------------
+    def check_levers(self) -> None:
+        """Zonage, recruitment limit and funders' envelopes (presence granularity is checked
+        with the schedule): each lever's rule on the plan in sites.csv and schedule.csv."""
+        v, p, s = self.v, self.p, self.s
+        sites_in, zin = self.instance.sites, self.instance.zones
+        kinds = {"none": (), "centre_de_sante": ("centre_de_sante",), "cabinet_secondaire": ("cabinet_secondaire",),
+                 "all": ("cabinet_secondaire", "centre_de_sante")}[p.zonage_restrict]
+        if kinds:
+            if "zonage" not in zin.columns:
+                v.append(f"zonage_restrict is '{p.zonage_restrict}' but the zones table has no zonage column")
+            else:
+                zone = sites_in.loc[s.index, "zone_id"]
+                cls = zin["zonage"].astype(str).reindex(zone).to_numpy()
+                bad = sites_in.loc[s.index, "kind"].isin(kinds).to_numpy() & ~np.isin(cls, ["ZIP", "ZAC"])
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    v.append(f"site '{s.index[i]}' opens in zone '{zone.iloc[i]}' classed '{cls[i]}', but "
+                             f"zonage_restrict '{p.zonage_restrict}' allows it only in ZIP or ZAC communes")
+        hired = float(self.cds["fte"].sum())
+        if p.max_new_salaried_fte < 1e5 and hired > p.max_new_salaried_fte + 1e-9:
+            v.append(f"the plan hires {hired:g} salaried FTE, above max_new_salaried_fte = {p.max_new_salaried_fte:g}")
+        from .parameters import parse_envelopes
+
+        for funder, cap in sorted(parse_envelopes(p.funder_envelopes).items()):
+            spent = self.spent_by_funder.get(funder, 0.0)
+            if spent > cap * (1 + 1e-9) + 1e-6:
+                v.append(f"{funder} pays {spent:,.2f} EUR/year, above its envelope of {cap:,.2f}")
 
     # -- zones: access before and after ----------------------------------------------------
     def check_zones(self) -> None:

@@ -33,6 +33,7 @@ TOP_LEVEL_KEYS = {"name", "description", "crs", "supply_source", "tables", "para
 TABLE_KEYS = {"zones", "sites", "practices", "travel"}
 SUPPLY_SOURCES = {"user", "illustrative", "calibrated", "none"}
 
+SITE_FUNDERS = ["funder_fixed", "funder_staff"]  # optional text columns, see Instance.sites
 SITE_OVERRIDES = ["fixed_cost", "cost_per_day", "cost_per_fte", "min_days", "max_days", "min_fte", "max_fte"]
 
 # Upper bounds of plausible values: beyond them a cell is a typing or export mistake,
@@ -133,6 +134,11 @@ class Instance:
         }
         for col, (for_cabinet, for_centre) in defaults.items():
             s[col] = s[col].where(s[col].notna(), np.where(cab, for_cabinet, for_centre)).astype(float)
+        funders = {"funder_fixed": (p.funder_cabinet_fixed, p.funder_centre_fixed),
+                   "funder_staff": (p.funder_cabinet_days, p.funder_centre_fte)}
+        for col, (for_cabinet, for_centre) in funders.items():
+            given = s[col] if col in s.columns else pd.Series(None, index=s.index, dtype=object)
+            s[col] = given.where(given.notna(), pd.Series(np.where(cab, for_cabinet, for_centre), index=s.index))
         for lo, hi in (("min_days", "max_days"), ("min_fte", "max_fte")):
             bad = s[lo] > s[hi]
             if bad.any():
@@ -703,6 +709,34 @@ def _check_near_polygons(cols: "_Columns", lon: np.ndarray, lat: np.ndarray, geo
                f"within {MAX_POINT_TO_POLYGON_KM:g} km of its zone's polygon")
 
 
+ZONAGES = ("ZIP", "ZAC", "none")  # DGOS GP zoning: zones d'intervention prioritaire, d'action complémentaire
+
+
+def _zonage(cols: "_Columns") -> pd.Series:
+    """The zones' ``zonage`` column: ZIP, ZAC or none (any case; empty is none)."""
+    s = cols.text("zonage", required=False).fillna("")
+    norm = s.map(lambda v: {"zip": "ZIP", "zac": "ZAC", "none": "none", "": "none"}.get(v.lower()))
+    if norm.isna().any():
+        pos = int(np.flatnonzero(norm.isna().to_numpy())[0])
+        cols._fail(f"'{s.iloc[pos][:40]}' is not a zonage", pos, "zonage",
+                   "write ZIP, ZAC or none (or leave the cell empty for none)")
+    return norm
+
+
+def _funders(cols: "_Columns", col: str) -> pd.Series:
+    """A sites' funder column: a funder name (letters, digits, '_') or empty for the parameter's."""
+    from .parameters import FUNDER_NAME
+
+    s = cols.text(col, required=False).fillna("")
+    bad = (s != "") & ~s.str.fullmatch(FUNDER_NAME)
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        cols._fail(f"'{s.iloc[pos][:40]}' is not a funder name", pos, col,
+                   "write a name of letters, digits and '_' (e.g. ars_hopital), or leave it empty for the "
+                   "funder_* parameter of the site's kind")
+    return s.where(s != "", None)
+
+
 def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None,
                     travel: RawTable | None, *, crs: str | None = None) -> Inputs:
     """Check every cell the models use; return typed frames indexed by id."""
@@ -725,6 +759,9 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
         if zc.has(col):  # optional: present only in instances that give it (fingerprints unchanged)
             z[col] = zc.number(col, minimum=0.0, maximum=maximum, what=what).to_numpy()
             known_cols.add(col)
+    if zc.has("zonage"):  # optional: ZIP / ZAC / none, for the zonage lever (optisite/levers.py)
+        z["zonage"] = _zonage(zc).to_numpy()
+        known_cols.add("zonage")
     if "planning" in z.columns:
         bad = ~z["planning"].isin([0.0, 1.0])
         if bad.any():
@@ -774,6 +811,9 @@ def validate_tables(zones: RawTable, sites: RawTable, practices: RawTable | None
             sc._fail(f"{lo} {s[lo].iloc[pos]:g} is above {hi} {s[hi].iloc[pos]:g}", pos, lo,
                      f"make {lo} at most {hi}")
     s["name"] = s["name"].where(s["name"].notna() & (s["name"] != ""), z.loc[s["zone_id"], "name"].to_numpy())
+    for col in SITE_FUNDERS:  # optional: who pays this site's fixed / staff cost (default: parameters)
+        if sc.has(col):
+            s[col] = _funders(sc, col).to_numpy()
 
     # -- practices ---------------------------------------------------------------------
     pr = pd.DataFrame(

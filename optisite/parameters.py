@@ -31,16 +31,17 @@ DIVISORS = {"consultations_per_inhabitant", "consultations_per_day_liberal",
 
 
 def _p(default, unit: str, source: str, minimum: float | None = 0.0, choices=None,
-       maximum: float | None = None):
+       maximum: float | None = None, check: str | None = None):
     """A parameter field: default, unit, source and the range a value must lie in.
 
     A parameter that divides (consultations per day or per inhabitant, weeks, days a week)
     has a minimum above zero; ``maximum`` is where larger values stop meaning anything.
+    ``check`` names a text parameter's own parser in ``TEXT_CHECKS`` (a table of values).
     """
     return field(
         default=default,
         metadata={"unit": unit, "source": source, "minimum": minimum, "maximum": maximum,
-                  "choices": choices},
+                  "choices": choices, "check": check},
     )
 
 
@@ -250,6 +251,44 @@ class Parameters:
         minimum=None,
     )
 
+    # --- the Cour des comptes' levers (optisite/levers.py) ---------------------------
+    zonage_restrict: str = _p(
+        "none", "kinds",
+        "Cour des comptes 2024, chapter III, part B: centres de santé of the groupements "
+        "hospitaliers de territoire 'dans les territoires carencés'; chapter II, note 105: "
+        "communes classed ZIP (zones d'intervention prioritaire) or ZAC (zones d'action "
+        "complémentaire) open the right to installation aids; setting: the kinds of new site "
+        "allowed only in a ZIP or ZAC commune (zones.zonage), none by default",
+        minimum=None,
+        choices=("none", "centre_de_sante", "cabinet_secondaire", "all"),
+    )
+    max_new_salaried_fte: float = _p(
+        MAX_FTE, "FTE",
+        "Cour des comptes 2024, annex 1 (RPPS 2022): 2,671 salaried GPs work in centres de "
+        "santé in all France, so a plan cannot hire salaried GPs at will; setting: the total "
+        "salaried FTE of new centres de santé, no limit by default (100,000)",
+        maximum=MAX_FTE,
+    )
+    funder_envelopes: str = _p(
+        "none", "EUR/year per funder",
+        "Cour des comptes 2024, chapter III, note 155: the Assurance maladie would pay the "
+        "travel costs, the collectivités' aid would go to premises under a departmental plan: "
+        "each funder pays its own items; setting: the annual envelope of each funder "
+        "named by the funder_* parameters or the sites' funder_fixed/funder_staff columns, as "
+        "'funder=EUR; funder=EUR' or a TOML table; none by default",
+        minimum=None,
+        check="envelopes",
+    )
+    presence_unit: str = _p(
+        "week", "period",
+        "Cour des comptes 2024, chapter III, note 154: one day a week is the minimum presence "
+        "in a cabinet secondaire; the 2025 'médecins solidaires' scheme asks GPs for up to two "
+        "days a month in red zones (not in the shipped sources); the days variable counts days "
+        "per week or per month (a day a month is 12/52 of a day a week)",
+        minimum=None,
+        choices=("week", "month"),
+    )
+
     # ------------------------------------------------------------------------
     @classmethod
     def names(cls) -> list[str]:
@@ -326,6 +365,8 @@ def accepted(f: dataclasses.Field) -> str:
     if f.type in ("bool", bool):
         return "true or false"
     if f.type in ("str", str):
+        if meta.get("check") == "envelopes":
+            return "none, or funder=EUR items separated by ';' (0 to 1e12 each), or a TOML table"
         return " or ".join(meta["choices"]) if meta.get("choices") else "text"
     lo, hi = meta.get("minimum"), meta.get("maximum")
     return f"{_num(lo)} to {_num(hi)}" if hi is not None else f"at least {_num(lo)}"
@@ -340,6 +381,8 @@ def _num(value: float) -> str:
 def _coerce(f: dataclasses.Field, raw: Any, file: str, column: str | None = None):
     meta = f.metadata
     column = column or f.name
+    if isinstance(raw, dict) and meta.get("check") == "envelopes":
+        raw = "; ".join(f"{k}={v}" for k, v in raw.items())  # a TOML table of funder = EUR
     if isinstance(raw, (dict, list, tuple)):
         kind = "table" if isinstance(raw, dict) else "list"
         expected = "true or false" if f.type in ("bool", bool) else "a text" if f.type in ("str", str) \
@@ -362,6 +405,8 @@ def _coerce(f: dataclasses.Field, raw: Any, file: str, column: str | None = None
             )
         if not value:
             raise InputError("empty value", file=file, column=column, fix="give a name")
+        if meta.get("check") == "envelopes":
+            return format_envelopes(parse_envelopes(value, file=file, column=column))
         return value
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise InputError(f"'{str(raw)[:40]}' is not a number", file=file, column=column,
@@ -387,6 +432,44 @@ def _coerce(f: dataclasses.Field, raw: Any, file: str, column: str | None = None
             fix=f"give a value from {accepted(f)} (check the unit: {meta['unit']})",
         )
     return value
+
+
+FUNDER_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def parse_envelopes(text: str, *, file: str = "parameters", column: str = "funder_envelopes") -> dict[str, float]:
+    """``funder_envelopes`` as {funder: EUR/year}: 'none', or 'name=EUR' items separated by ';'
+    or ',' (a decimal comma would be ambiguous here: write 1500.5)."""
+    import re
+
+    text = str(text).strip()
+    if text.lower() == "none":
+        return {}
+    out: dict[str, float] = {}
+    for item in [i.strip() for i in re.split(r"[;,]", text) if i.strip()]:
+        name, sep, amount = (s.strip() for s in item.partition("="))
+        fix = "write funder=EUR items separated by ';', e.g. ars_hopital=300000; collectivites=150000"
+        if not sep or not re.fullmatch(FUNDER_NAME, name):
+            raise InputError(f"'{item[:40]}' is not funder=EUR", file=file, column=column, fix=fix)
+        try:
+            value = float(amount.replace("_", ""))
+        except ValueError:
+            raise InputError(f"'{amount[:40]}' is not a number of EUR", file=file, column=column, fix=fix) from None
+        if not math.isfinite(value) or not 0 <= value <= MAX_COST:
+            raise InputError(f"envelope {value:g} of '{name}' is outside 0 to {_num(MAX_COST)} EUR/year",
+                             file=file, column=column, fix=fix)
+        if name in out:
+            raise InputError(f"funder '{name}' is given twice", file=file, column=column, fix="name each funder once")
+        out[name] = value
+    return out
+
+
+def format_envelopes(envelopes: Mapping[str, float]) -> str:
+    """The normal text of ``funder_envelopes`` (sorted by funder; 'none' when empty)."""
+    if not envelopes:
+        return "none"
+    return "; ".join(f"{k}={int(v) if float(v).is_integer() else repr(float(v))}"
+                     for k, v in sorted(envelopes.items()))
 
 
 TABLE_BEGIN = ("<!-- parameters table: generated from Parameters.describe() by "

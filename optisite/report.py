@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .instance import Instance
-from .parameters import Parameters
+from .levers import zonage
+from .parameters import Parameters, parse_envelopes
 from .solution import Solution, read_solution
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -380,8 +381,13 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
     items = [{"key": k, "label": ITEM_LABEL.get(k, k), "value": v, "funder": funder_of.get(k),
               "funder_label": FUNDER_LABEL.get(funder_of.get(k), funder_of.get(k))}
              for k, v in S.get("cost_by_item", {}).items()]
-    funders = [{"key": k, "label": FUNDER_LABEL.get(k, k), "value": v}
+    envelopes = parse_envelopes(p.get("funder_envelopes", "none"))
+    funders = [{"key": k, "label": FUNDER_LABEL.get(k, k), "value": v, "envelope": envelopes.get(k)}
                for k, v in S.get("cost_by_funder", {}).items()]
+    classes = zonage(instance)  # the zonage lever's ZIP/ZAC classes, shown beside communes when given
+    if classes is not None:
+        sites["zonage"] = classes.reindex(sites["zone_id"].astype(str)).to_numpy()
+        unc = unc.assign(zonage=classes.reindex(unc["zone_id"].astype(str)).to_numpy())
 
     inst = S.get("instance", {})
     png = map_png(instance, sol)
@@ -414,6 +420,9 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
         "uncovered_rest_population": float(rest["uncovered_after"].sum()),
         "items": items,
         "funders": funders,
+        "has_envelopes": bool(envelopes),
+        "has_zonage": classes is not None,
+        "days_per_month": p.get("presence_unit") == "month",  # presence granularity: show days a month
         "params": params,
         "warnings": [w for w in S.get("warnings", [])
                      if not (w.startswith("the existing GP supply") and "ILLUSTRATIVE" in w)],

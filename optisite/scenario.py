@@ -35,6 +35,9 @@ TOP_KEYS = ("name", "description", "model", "parameters", "options")
 OPTION_KEYS = ("model", "time_limit", "gap", "threads", "seed", "open", "close")
 OPTION_FLAGS = {"model": "--model", "time_limit": "--time-limit", "gap": "--gap", "threads": "--threads",
                 "seed": "--seed", "open": "--open", "close": "--close"}
+# The Cour des comptes' levers (optisite/levers.py): parameters, so a scenario sets them under
+# [parameters] like any other; listed here for the documentation's own table (models/scenarios.md).
+LEVERS = ("zonage_restrict", "max_new_salaried_fte", "funder_envelopes", "presence_unit")
 TIME_LIMIT_RANGE = (0.1, 1e7)  # seconds: at least what a model build needs, at most about 115 days
 GAP_RANGE = (0.0, 1.0)  # relative MIP gap, a fraction
 THREADS_RANGE = (1, 1024)
@@ -361,4 +364,4 @@ def apply(instance, scenario: Scenario | None = None, overrides: Mapping[str, An
 
 def documented_keys() -> dict[str, tuple[str, ...]]:
     """The keys a scenario accepts, by table (what ``models/scenarios.md`` must list)."""
-    return {"top": TOP_KEYS, "options": OPTION_KEYS, "parameters": tuple(Parameters.names())}
+    return {"top": TOP_KEYS, "options": OPTION_KEYS, "parameters": tuple(Parameters.names()), "levers": LEVERS}

@@ -224,10 +224,14 @@ def headline(instance: Instance, tables: dict[str, pd.DataFrame]) -> dict[str, A
         "physician_days": float(cab["cost_staff"].sum()),
         "salaried_fte": float(cds["cost_staff"].sum()),
     }
-    funders: dict[str, float] = {}
-    for item, funder in (("fixed_cabinet", p.funder_cabinet_fixed), ("physician_days", p.funder_cabinet_days),
-                         ("fixed_centre", p.funder_centre_fixed), ("salaried_fte", p.funder_centre_fte)):
-        funders[funder] = funders.get(funder, 0.0) + items[item]
+    # Each site's fixed cost to its funder_fixed, its staff cost to its funder_staff (the sites
+    # table's columns, the funder_* parameters by default); the parameters' funders always listed.
+    funders = {f: 0.0 for f in (p.funder_cabinet_fixed, p.funder_cabinet_days, p.funder_centre_fixed,
+                                p.funder_centre_fte)}
+    who = instance.sites.reindex(s["site_id"])
+    for col, cost in (("funder_fixed", "cost_fixed"), ("funder_staff", "cost_staff")):
+        for f, amount in s[cost].groupby(who[col].to_numpy()).sum().items():
+            funders[str(f)] = funders.get(str(f), 0.0) + float(amount)
     return {
         "population_total": pop,
         "population_covered": covered,

@@ -52,7 +52,7 @@ def prepare(instance: Instance, pairs: pd.DataFrame, links: pd.DataFrame,
     p = instance.parameters
     st = staffing.prepare(instance, pairs, links, force_open, force_closed, tighten=False)
     coef = apl_linear_coefficients(instance)
-    per_day = per_liberal_weekly_day(p)  # consultations/year per weekly day
+    per_day = per_liberal_weekly_day(p) * st.presence_weeks  # consultations/year per unit of d (presence_unit)
     per_fte = per_salaried_fte(p)
     # What the APL counts of each practice before any day is given (rules: activity with
     # the DREES caps, GPs aged 65 and over left out when apl_exclude_65_plus).

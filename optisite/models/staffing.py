@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from .. import levers as lever
 from ..errors import InfeasibleError
 from ..instance import Instance
 from ..parameters import Parameters
@@ -55,12 +56,14 @@ class StaffingData:
     unit: float  # consultations per model flow unit
     per_day: float  # model units of capacity per weekly liberal physician-day
     per_fte: float  # model units of capacity per salaried FTE
-    days_per_fte: float
+    days_per_fte: float  # units of d in one FTE's week or month (5, or 5 x 52/12 in months)
     weeks: float
     budget: float
     force_open: tuple[str, ...]
     force_closed: tuple[str, ...]
     parameters: Parameters
+    levers: lever.Levers | None = None  # the Cour's levers (optisite/levers.py); None: all off
+    presence_weeks: float = 1.0  # days a week per unit of d (presence_unit: 1, or 12/52 for a month)
 
 
 def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
@@ -74,7 +77,8 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
     zones["penalty"] = zones["weight"] * zones["population"] / zones["demand"]
 
     pr = instance.practices
-    give = give_cap(p, pr)
+    lv = lever.prepare(instance, force_open)
+    give = lever.to_units(give_cap(p, pr), p, up=False)
     practices = pd.DataFrame({"physicians": pr["physicians"], "give_cap": give.astype(int),
                               "capacity": practice_capacity(p, pr) / unit,
                               "zone_id": pr["zone_id"]})
@@ -84,8 +88,8 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
     cds = sites[sites["kind"] == "centre_de_sante"]
     cabinets = pd.DataFrame({
         "fixed_cost": cab["fixed_cost"], "cost_per_day": cab["cost_per_day"],
-        "min_days": np.ceil(cab["min_days"] - 1e-9).astype(int),
-        "max_days": np.floor(cab["max_days"] + 1e-9).astype(int),
+        "min_days": lever.to_units(cab["min_days"], p, up=True),
+        "max_days": lever.to_units(cab["max_days"], p, up=False),
     })
     centres = pd.DataFrame({
         "fixed_cost": cds["fixed_cost"], "cost_per_fte": cds["cost_per_fte"],
@@ -121,7 +125,7 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
     keep = (flows["source_kind"] == "practice") | flows["source_id"].isin(cabinets.index) | flows["source_id"].isin(centres.index)
     flows = flows[keep].reset_index(drop=True)
 
-    per_day = per_liberal_weekly_day(p) / unit
+    per_day = per_liberal_weekly_day(p) * lv.presence_weeks / unit  # per unit of d
     per_fte = per_salaried_fte(p) / unit
     if tighten:
         # Staffing beyond what the reachable demand can absorb covers nobody and only costs:
@@ -137,10 +141,13 @@ def prepare(instance: Instance, flows: pd.DataFrame, links: pd.DataFrame,
         centres["max_fte"] = np.minimum(centres["max_fte"], np.maximum(need_fte, np.maximum(centres["min_fte"], 1)))
     data = StaffingData(
         practices=practices, cabinets=cabinets, centres=centres, links=links, flows=flows,
-        zones=zones, unit=unit, per_day=per_day, per_fte=per_fte, days_per_fte=p.days_per_fte,
-        weeks=p.working_weeks, budget=float(p.budget),
+        zones=zones, unit=unit, per_day=per_day, per_fte=per_fte,
+        days_per_fte=p.days_per_fte / lv.presence_weeks,  # in units of d: a practice's full time
+        weeks=p.working_weeks * lv.presence_weeks, budget=float(p.budget),
         force_open=tuple(sorted(forced_open)), force_closed=tuple(sorted(forced_closed)), parameters=p,
+        levers=lv, presence_weeks=lv.presence_weeks,
     )
+    lever.check_forced(lv, data)
     check_budget(minimum_costs(data), list(data.force_open), data.budget,
                  unusable=_why_no_cabinet(p, len(cab), len(cabinets)))
     return data
@@ -163,7 +170,8 @@ def _why_no_cabinet(p, candidates: int, usable: int) -> str | None:
 def minimum_costs(data: StaffingData) -> pd.Series:
     """Cheapest annual cost of opening each usable site (fixed + its minimum staffing)."""
     c, h = data.cabinets, data.centres
-    cab = site_cost(data.parameters, c["fixed_cost"], c["cost_per_day"], np.maximum(c["min_days"], 1), 0.0, 0.0)
+    cab = site_cost(data.parameters, c["fixed_cost"], c["cost_per_day"],
+                    np.maximum(c["min_days"], 1) * data.presence_weeks, 0.0, 0.0)
     cds = site_cost(data.parameters, h["fixed_cost"], 0.0, 0.0, h["cost_per_fte"], np.maximum(h["min_fte"], 1))
     return pd.concat([cab, cds]).sort_index()
 
@@ -256,6 +264,7 @@ def add_constraints(m, data: StaffingData) -> None:
     m.cost_fte = pyo.Expression(expr=sum(per_fte_h[h] * m.f[h] for h in m.H))
     m.cost = pyo.Expression(expr=m.cost_fixed_cabinet + m.cost_fixed_centre + m.cost_days + m.cost_fte)
     s = m.cost_scale
+    lever.add_constraints(m, data)  # zonage, new_fte, envelope (optisite/levers.py)
     if len(m.C) + len(m.H) == 0:
         return  # nothing can be opened: no budget row
     m.budget = pyo.Constraint(expr=(
@@ -276,6 +285,8 @@ def decisions(m, data: StaffingData) -> Decisions:
 
     days = pd.DataFrame(
         [(p, c, int(round(val(m.d[p, c])))) for p, c in m.A], columns=["practice_id", "site_id", "days_per_week"])
+    if data.presence_weeks != 1.0:  # whole days a month, written in days a week (presence_unit)
+        days["days_per_week"] = days["days_per_week"] * data.presence_weeks
     days = days[days["days_per_week"] > 0].reset_index(drop=True)
     fte = pd.Series({h: int(round(val(m.f[h]))) for h in m.H}, dtype=float)
     fte = fte[fte > 0]
@@ -312,7 +323,8 @@ def plan_flows(ctx: Context, data: StaffingData, days: pd.DataFrame | None, fte:
     the LP may take past the deadline (default ``FLOW_LP_FLOOR_S``)."""
     sub = for_plan(data, days, fte)
     m = build(sub)
-    given = {} if days is None else {(p, c): int(d) for p, c, d in days[["practice_id", "site_id", "days_per_week"]]
+    given = {} if days is None else {(p, c): int(round(d / data.presence_weeks))
+                                     for p, c, d in days[["practice_id", "site_id", "days_per_week"]]
                                      .itertuples(index=False)}
     for (p, c), v in m.d.items():
         v.fix(given.get((p, c), 0))
@@ -321,8 +333,9 @@ def plan_flows(ctx: Context, data: StaffingData, days: pd.DataFrame | None, fte:
     for h in m.H:
         m.f[h].fix(int(round(float(fte[h]))))
         m.o[h].fix(1)
-    if hasattr(m, "budget"):
-        m.budget.deactivate()  # the plan's cost is already fixed and checked; only flows are free here
+    for row in ("budget",) + lever.ROWS:
+        if hasattr(m, row):
+            getattr(m, row).deactivate()  # the plan's cost is already fixed and checked; only flows are free here
     stages = ctx.solver.lexicographic(m, [Objective(name, m.uncovered)], canonical=True,
                                       floor=FLOW_LP_FLOOR_S if floor is None else floor,
                                       watch=False)
