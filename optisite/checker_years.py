@@ -22,6 +22,8 @@ import pandas as pd
 from .checker import REL, STATUSES, _Checker, _close, _counted_population, _finite
 from .instance import Instance
 
+HOLD = 2e-6  # relative: the solver's hold on the first objective (1e-6) and the tables' rounding
+
 HEADLINE = ("population_total", "population_covered", "population_uncovered", "population_covered_before",
             "population_uncovered_before", "cost_total", "budget", "physician_days_per_week", "salaried_fte")
 
@@ -134,7 +136,9 @@ def _objective_and_status(S: dict, want: float, v: list[str]) -> None:
     status = S["status"]
     if status not in STATUSES:
         v.append(f"solution.json status '{status}' is not one of {', '.join(STATUSES)}")
-    if obj is not None and not _close(obj, want, scale=max(1.0, abs(want) * 1e-6)):
+    # The later stages hold the first objective within 1e-6 relative (solver.lexicographic), and
+    # the tables are written to 10 digits: the plan's value may exceed the solver's by that much.
+    if obj is not None and abs(obj - want) > HOLD * max(1.0, abs(want)) + 1e-5:
         v.append(f"objective {obj} differs from the discounted weighted inhabitant-years without access "
                  f"{want:.3f} recomputed")
     if bound is not None and obj is not None and bound > obj + REL * max(1.0, abs(obj)) + 1e-6:
