@@ -216,8 +216,8 @@ class Parameters:
     )
     horizon_years: float = _p(
         5.0, "years",
-        "setting: years planned by the phasing model (issue 15: a multi-year correction path, "
-        "Cour des comptes 2024)",
+        "setting: years planned by the phasing model; Cour des comptes 2024, general conclusion (after chapter III): "
+        "a 'trajectoire pluriannuelle de correction des inégalités' (a multi-year correction path)",
         minimum=1.0, maximum=30.0,
     )
     max_new_salaried_fte_per_year: float = _p(

@@ -137,8 +137,8 @@ def add_links(m, data: PhasingData) -> None:
     m.hire = pyo.Var(m.H, m.T, domain=pyo.NonNegativeReals)
     m.hire_def = pyo.Constraint(m.H, m.T, rule=lambda m, h, t: m.hire[h, t] >= m.year[t].f[h] - (
         0 if prev[t] is None else m.year[prev[t]].f[h]))
-    if len(cds) and np.isfinite(data.max_new_fte):
-        m.hiring = pyo.Constraint(m.T, rule=lambda m, t: sum(m.hire[h, t] for h in m.H) <= data.max_new_fte)
+    m.hiring = pyo.Constraint(m.T, rule=lambda m, t: sum(m.hire[h, t] for h in m.H) <= data.max_new_fte
+                              if len(cds) else pyo.Constraint.Skip)
     # A new centre's capacity ramps up: in its a-th year it serves r_a of its FTE's capacity.
     kf = data.base.per_fte
     maxf = data.base.centres["max_fte"].to_dict()
@@ -156,16 +156,17 @@ def add_links(m, data: PhasingData) -> None:
     m.ramp = pyo.Constraint(pyo.Set(dimen=3, initialize=rows, ordered=True), rule=ramp_rule)
     # Closing costs count in the year's budget.
     m.cost_closing = pyo.Expression(m.T, rule=lambda m, t: data.closing_cost * sum(m.close[s, t] for s in m.S))
-    if data.allow_closing and data.closing_cost > 0:
-        s = m.cost_scale
+    s = m.cost_scale
+    closing = data.allow_closing and data.closing_cost > 0
 
-        def budget(m, t):
-            b = m.year[t]
-            if hasattr(b, "budget"):
-                b.budget.deactivate()
-            return (b.cost + m.cost_closing[t]) / s <= data.per_year[t].budget / s
+    def budget(m, t):
+        b = m.year[t]
+        if not closing or not hasattr(b, "budget"):
+            return pyo.Constraint.Skip
+        b.budget.deactivate()  # replaced by the same row with the year's closings
+        return (b.cost + m.cost_closing[t]) / s <= data.per_year[t].budget / s
 
-        m.budget_closing = pyo.Constraint(m.T, rule=budget)
+    m.budget_closing = pyo.Constraint(m.T, rule=budget)
 
 
 def add_objectives(m, data: PhasingData) -> None:
