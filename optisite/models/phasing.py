@@ -24,7 +24,7 @@ Symbols, columns and defaults: ``models/phasing.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,7 @@ class PhasingData:
     allow_closing: bool
     closing_cost: float  # chi
     retirement_source: str
+    start_plan: dict = field(default_factory=dict)  # 'decisions': the start's plan, for the fallback
 
 
 def prepare(ctx: Context) -> PhasingData:
@@ -191,6 +192,168 @@ def decisions(m, data: PhasingData) -> Decisions:
     return Decisions(open_sites=opened, days=days_l, fte=fte_l.astype(float), flows=pd.concat(flows, ignore_index=True))
 
 
+START_SHARE = 0.7  # of the time left after the do-nothing LPs, given to the year-by-year start
+LINKS = ("opening", "hire_def", "hiring", "ramp", "budget_closing")  # rows indexed by year (position YEAR_AT)
+YEAR_AT = {"opening": 1, "hire_def": 1, "hiring": 0, "ramp": 1, "budget_closing": 0}
+
+
+def _row_year(name: str, index) -> int:
+    return index if not isinstance(index, tuple) else index[YEAR_AT[name]]
+
+
+def forward_start(ctx: Context, data: PhasingData, m) -> list:
+    """A MIP start planned year by year (a rolling horizon): year 1's staffing model alone,
+    its decisions fixed, then year 2's with the sites already open, the FTE already hired
+    and the centres' ages, and so on; each year within START_SHARE / Y of the time left.
+    A year that finds no plan in time keeps the feasible start written for it. ``m`` holds the
+    plan; the model is left as built. Empty without the do-nothing flows or with sites forced open."""
+    left = ctx.deadline.left()
+    until = None if left is None else ctx.deadline.elapsed() + left * START_SHARE
+    base = ctx.baseline
+    if base is None:
+        return []
+    # Each year's MIP start: its status quo, then the year before's decisions (feasible points).
+    for t in data.years:
+        if not staffing.status_quo_start(m.year[t], data.per_year[t], base[base["year"] == t].drop(columns="year")):
+            return []  # sites forced open: no status quo
+    for var in (m.start, m.close, m.hire):
+        for v in var.values():
+            if not v.fixed:
+                v.set_value(0, skip_validation=True)
+    rows = {name: getattr(m, name) for name in LINKS}
+    off = [c for name, comp in rows.items() for i, c in comp.items() if c.active and _row_year(name, i) > 1]
+    for c in off:
+        c.deactivate()
+    for t in data.years:
+        m.year[t].deactivate()
+    fixed: list = []
+    stages: list = []
+    try:
+        for t in data.years:
+            b = m.year[t]
+            b.activate()
+            for c in off:
+                if c.active is False and _row_year(*_name_index(c)) == t:
+                    c.activate()
+            ctx.say(f"start: planning year {t} given the years before")
+            if t > data.years[0]:
+                _carry(m, data, t)
+            per_year = None if until is None else max(0.05, (until - ctx.deadline.elapsed()) / (data.years[-1] - t + 1))
+            _future_rows(m, data, t)
+            got = ctx.solver.lexicographic(
+                m, [Objective(f"start: year {t}", b.uncovered), Objective(f"start: year {t} cost", b.cost / m.cost_scale,
+                                                                            m.cost_scale)],
+                canonical=False, time_limit=per_year, watch=False, warm_start=True)
+            stages.extend(got)
+            future = {k: int(round(v.value or 0.0)) for k, v in m._future.e.items()}
+            m.del_component(m._future)
+            if not got[0].has_solution:  # the start written for the year is feasible: keep it
+                ctx.say(f"start: no plan for year {t} in time, it keeps the year before's sites")
+            m._carry_days = future
+            for v in list(b.d.values()) + list(b.y.values()) + list(b.f.values()) + list(b.o.values()) \
+                    + [m.start[s, t] for s in m.S] + [m.close[s, t] for s in m.S]:
+                if not v.fixed:
+                    v.fix(round(v.value or 0.0))
+                    fixed.append(v)
+            for h in m.H:
+                m.hire[h, t].fix(m.hire[h, t].value or 0.0)
+                fixed.append(m.hire[h, t])
+            b.deactivate()
+    finally:
+        for v in fixed:
+            v.unfix()
+        for t in data.years:
+            m.year[t].activate()
+        for c in off:
+            c.activate()
+    return stages
+
+
+def _future_rows(m, data: PhasingData, t: int) -> None:
+    """Rows that keep every later year feasible while year ``t`` is planned alone: the
+    cabinets open in year ``t`` can get exactly their minimum presence from the days the practices
+    may still give in the last year (the fewest: physicians only decrease). A transportation
+    problem with integer data: its continuous solution can be taken whole (Decisions
+    staying open then fit every later year's budget at no more cost)."""
+    b = m.year[t]
+    give = data.per_year[data.years[-1]].practices["give_cap"].to_dict()
+    mind = data.base.cabinets["min_days"].to_dict()
+    blk = pyo.Block(concrete=True)
+    m.add_component("_future", blk)
+    carried = getattr(m, "_carry_days", {}) if t > data.years[0] else {}
+    blk.e = pyo.Var(list(b.A), domain=pyo.NonNegativeReals, initialize=lambda k, p, c: carried.get((p, c), 0))
+    blk.give = pyo.Constraint([p for p in b.P if p in b._days_from],
+                              rule=lambda k, p: sum(blk.e[p, c] for c in b._days_from[p]) <= give[p])
+    blk.staff = pyo.Constraint(list(b.C), rule=lambda k, c: sum(blk.e[p, c] for p in b._days_to.get(c, ()))
+                               == max(mind[c], 1) * b.y[c])
+
+
+def _carry(m, data: PhasingData, t: int) -> None:
+    """Year ``t``'s MIP start: the sites and FTE of the year before, each open cabinet at the
+    minimum presence found by :func:`_future_rows`, the practices' flows of the year's status
+    quo cut to what their days left can serve, the rest unmet (a feasible point)."""
+    b, a = m.year[t], m.year[t - 1]
+    days = getattr(m, "_carry_days", {})
+    for (p, c), v in b.d.items():
+        v.set_value(days.get((p, c), 0), skip_validation=True)
+    out = {}
+    for (p, c), d in days.items():
+        out[p] = out.get(p, 0) + d
+    dt = data.per_year[t]
+    kd, F = dt.per_day, dt.days_per_fte
+    phys = dt.practices["physicians"].to_dict()
+    for p, zs in b._flows_to.items():
+        if p not in phys:
+            continue
+        served = sum(b.x[z, p].value or 0.0 for z in zs)
+        room = kd * (F * phys[p] - out.get(p, 0))
+        k = 1.0 if served <= room else max(0.0, room) / served
+        for z in zs:
+            b.x[z, p].set_value((b.x[z, p].value or 0.0) * k * (1 - 1e-9), skip_validation=True)
+    # The open sites keep the year before's flows, cut to this year's capacity (ramp-up included).
+    cab_days = {}
+    for (p, c), d in days.items():
+        cab_days[c] = cab_days.get(c, 0) + d
+    for s, zs in b._flows_to.items():
+        if s in b.C and round(a.y[s].value or 0):
+            cap = kd * cab_days.get(s, 0)
+        elif s in b.H and round(a.o[s].value or 0):
+            opened = min(u for u in data.years if u < t and round(m.year[u].o[s].value or 0))
+            age = t - opened + 1
+            r = data.ramp[age - 1] if age <= len(data.ramp) else 1.0
+            cap = dt.per_fte * r * round(a.f[s].value or 0)
+        else:
+            continue
+        flows = {z: a.x[z, s].value or 0.0 for z in zs}
+        total = sum(flows.values())
+        k = 1.0 if total <= cap else max(0.0, cap) / total
+        for z in zs:
+            b.x[z, s].set_value(flows[z] * k * (1 - 1e-9), skip_validation=True)
+    for z, v in b.u.items():
+        srcs = b._flows_from.get(z, ())
+        got = sum(b.x[z, s].value or 0.0 for s in srcs)
+        dem = float(dt.zones.at[z, "demand"])
+        if got > dem:  # practices and sites both serve the zone: cut to its demand
+            for s in srcs:
+                b.x[z, s].set_value((b.x[z, s].value or 0.0) * dem / got * (1 - 1e-9), skip_validation=True)
+            got = sum(b.x[z, s].value or 0.0 for s in srcs)
+        v.set_value(max(0.0, dem - got), skip_validation=True)
+    for c, v in b.y.items():
+        v.set_value(round(a.y[c].value or 0), skip_validation=True)
+    for h, v in b.f.items():
+        v.set_value(round(a.f[h].value or 0), skip_validation=True)
+        b.o[h].set_value(round(a.o[h].value or 0), skip_validation=True)
+    for s in m.S:
+        m.start[s, t].set_value(0, skip_validation=True)
+        m.close[s, t].set_value(0, skip_validation=True)
+    for h in m.H:
+        m.hire[h, t].set_value(0, skip_validation=True)
+
+
+def _name_index(c) -> tuple[str, object]:
+    return c.parent_component().local_name, c.index()
+
+
 @register
 class Phasing(Model):
     """Staffing over several years while GPs retire: what to open when."""
@@ -230,26 +393,44 @@ class Phasing(Model):
         return pd.concat(out, ignore_index=True)
 
     def start(self, ctx: Context, data: PhasingData, m) -> list:
-        """Open nothing in any year, with the existing supply's flows of each year."""
+        """The better of two starts: the plan made year by year (:func:`forward_start`) and
+        opening nothing in any year, with the existing supply's flows of each year."""
         from ..solver import StageResult
 
+        forward = forward_start(ctx, data, m)
+        if forward:
+            planned = float(pyo.value(m.uncovered))
+            saved = {id(v): v.value for v in m.component_data_objects(pyo.Var)}
         base = ctx.baseline
-        if base is None:
+        quo = None
+        if base is not None and all(staffing.status_quo_start(m.year[t], data.per_year[t],
+                                                              base[base["year"] == t].drop(columns="year"))
+                                    for t in data.years):
+            for var in (m.start, m.close, m.hire):
+                for v in var.values():
+                    if not v.fixed:
+                        v.set_value(0, skip_validation=True)
+            quo = float(pyo.value(m.uncovered))
+        if forward and (quo is None or planned <= quo):
+            for v in m.component_data_objects(pyo.Var):
+                v.set_value(saved[id(v)], skip_validation=True)
+            data.start_plan["decisions"] = decisions(m, data)
+            return forward + [StageResult(name="start: planned year by year", status="feasible",
+                                          objective=planned, has_solution=True)]
+        if quo is None:
             return []
-        for t in data.years:
-            flows = base[base["year"] == t].drop(columns="year")
-            if not staffing.status_quo_start(m.year[t], data.per_year[t], flows):
-                return []
-        for var in (m.start, m.close, m.hire):
-            for v in var.values():
-                if not v.fixed:
-                    v.set_value(0, skip_validation=True)
-        value = float(pyo.value(m.uncovered))
         return [StageResult(name="start: status quo (open nothing, every year)", status="feasible",
-                            objective=value, has_solution=True)]
+                            objective=quo, has_solution=True)]
 
     def decisions(self, ctx: Context, data: PhasingData, m) -> Decisions:
         return decisions(m, data)
+
+    def fallback(self, ctx: Context, data: PhasingData) -> tuple[Decisions, str]:
+        """The plan made year by year when HiGHS found none on the whole horizon in time
+        (a feasible plan, never worse than doing nothing: else it was not kept as the start)."""
+        if "decisions" in data.start_plan:
+            return data.start_plan["decisions"], "the plan made year by year (the MIP start)"
+        return super().fallback(ctx, data)
 
     def finish(self, ctx: Context, data: PhasingData, tables: dict, summary: dict) -> Finish:
         fin = super().finish(ctx, data, tables, summary)
