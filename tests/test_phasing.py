@@ -276,3 +276,28 @@ def test_checker_catches_multi_year_tampering(small_plan, tmp_path, what, messag
     with pytest.raises(CheckError) as caught:
         check_folder(_tampered(folder, tmp_path, edit), inst)
     assert any(message in v for v in caught.value.violations), caught.value.violations
+
+
+def test_report_shows_the_plan_over_the_years(small_plan):
+    """report.html of a multi-year plan: one row a year (doing nothing, the plan, spending
+    against the budget, what opens when), the chart, and the communes losing access."""
+    import re
+
+    inst, folder = small_plan
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    S = json.loads((folder / "solution.json").read_text())
+    assert 'id="years-chart"' in html and "data:image/png;base64," in html
+    rows = re.findall(r'<tr data-year="(\d+)">(.*?)</tr>', html, flags=re.S)
+    assert [int(y) for y, _ in rows] == [1, 2]
+    sites = pd.read_csv(folder / "sites.csv", dtype={"site_id": str})
+    first_year = sites.groupby("site_id")["year"].min()
+    names = sites.drop_duplicates("site_id").set_index("site_id")["name"]
+    for y, cells in rows:
+        for sid, t in first_year.items():
+            assert (names[sid] in cells) == (t == int(y))
+    total = re.search(r'id="years-total-before" data-value="([^"]+)"', html).group(1)
+    assert float(total) == pytest.approx(sum(y["population_uncovered_before"] for y in S["years"]))
+    losing = int(re.search(r'id="years-losing" data-value="(\d+)"', html).group(1))
+    zones = pd.read_csv(folder / "zones.csv", dtype={"zone_id": str})
+    a, b = (zones[zones["year"] == t].set_index("zone_id") for t in (1, 2))
+    assert losing == int(((a["covered_before"] - b["covered_before"]) * a["population"] > 0.5).sum())
