@@ -29,7 +29,8 @@ REL = 1e-6  # relative tolerance on continuous quantities (solver feasibility is
 
 ACCESS = ("reach", "flows")
 OBJECTIVES = ("weighted_uncovered", "population_under_apl", "cost_total")
-RESULT_KEYS = ("access", "objective", "capacities", "apl", "full_coverage", "budgeted")
+RESULT_KEYS = ("access", "objective", "capacities", "apl", "full_coverage", "budgeted", "years")
+OPTIONAL_RESULT_KEYS = ("years",)  # absent in folders written before multi-year plans: false
 STATUSES = ("optimal", "time_limit", "infeasible", "interrupted", "error")
 
 
@@ -124,11 +125,11 @@ def _result(S: dict) -> dict:
         if r is None:
             raise _malformed(f"no 'result' declaration, and model '{S.get('model')}' is not one "
                              "written before declarations existed", column="result")
-        return r
+        return {**r, "years": False}
     r = S["result"]
     if not isinstance(r, dict):
         raise _malformed("'result' must be an object", column="result")
-    missing = [k for k in RESULT_KEYS if k not in r]
+    missing = [k for k in RESULT_KEYS if k not in r and k not in OPTIONAL_RESULT_KEYS]
     if missing:
         raise _malformed(f"'result' lacks '{missing[0]}'", column="result")
     extra = [k for k in r if k not in RESULT_KEYS]
@@ -139,7 +140,8 @@ def _result(S: dict) -> dict:
     if r["objective"] not in OBJECTIVES:
         raise _malformed(f"'result.objective' is '{r['objective']}', not one of {', '.join(OBJECTIVES)}",
                          column="result")
-    for k in ("capacities", "apl", "full_coverage", "budgeted"):
+    r = {"years": False, **r}
+    for k in ("capacities", "apl", "full_coverage", "budgeted", "years"):
         if not isinstance(r[k], bool):
             raise _malformed(f"'result.{k}' must be true or false", column="result")
     return dict(r)
@@ -388,7 +390,12 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
     R = _result(S)
     tables = {f"{name}.csv": getattr(sol, name) for name in ("sites", "schedule", "practices", "assignment", "zones")}
     v: list[str] = []
-    rec = _Checker(instance, S, R, tables, v).run()
+    if R["years"]:  # a multi-year plan: every year re-derived (optisite/checker_years.py)
+        from .checker_years import check_years
+
+        rec = check_years(instance, S, R, tables, v)
+    else:
+        rec = _Checker(instance, S, R, tables, v).run()
     v[:] = [_one_line(x) for x in v]
     report = CheckReport(ok=not v, violations=v, recomputed=rec)
     if raise_on_violation and v:

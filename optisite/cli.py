@@ -277,6 +277,12 @@ SOLVE_OPTIONS = [
                  help="Coverage cutoff in minutes (default 20)."),
     click.option("--apl-threshold", type=click.FloatRange(min=0), default=None,
                  help="APL threshold of the apl model (default 2.5)."),
+    click.option("--years", "horizon_years", type=click.IntRange(min=1, max=30), default=None,
+                 help="Years planned by a multi-year model (phasing; default 5)."),
+    click.option("--retirement", "retirement_scenario",
+                 type=click.Choice(["none", "over65_now", "over60_within_5", "yearly_rate"]), default=None,
+                 help="Retirement scenario of the GP supply over the years (default over60_within_5; "
+                      "models/phasing.md)."),
     click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
                  help=f"Seconds for the whole solve (default {DEFAULT_TIME_LIMIT:g})."),
     click.option("--gap", type=click.FloatRange(min=0, max=1), default=None,
@@ -298,7 +304,8 @@ def solve_options(f):
 
 
 def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_limit, gap, threads, seed,
-             force_open, force_closed, scenario, sets, verbose=False):
+             force_open, force_closed, scenario, sets, verbose=False, horizon_years=None,
+             retirement_scenario=None):
     """Instance with overrides applied, and SolveOptions: scenario file < command line
     (the layering lives in :mod:`optisite.scenario`, for notebooks too)."""
     from .errors import InputError
@@ -307,7 +314,8 @@ def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_
 
     sc = read_scenario(scenario) if scenario is not None else None  # its mistakes before the load
     sets = parse_sets(sets)
-    named = {"budget": budget, "coverage_minutes": coverage_minutes, "apl_threshold": apl_threshold}
+    named = {"budget": budget, "coverage_minutes": coverage_minutes, "apl_threshold": apl_threshold,
+             "horizon_years": horizon_years, "retirement_scenario": retirement_scenario}
     for key, value in named.items():
         if value is not None and key in sets:
             raise InputError(f"--{key.replace('_', '-')} and --set {key} are both given", column="--set",
@@ -357,6 +365,10 @@ def solve(instance, out, force, quiet, verbose, csv_format, xlsx, **kw):
     click.echo(f"cost         {S['cost_total']:,.0f} of {S['budget']:,.0f} EUR/year; opened "
                f"{S['sites_opened_by_kind']['cabinet_secondaire']} cabinet(s) secondaire(s), "
                f"{S['sites_opened_by_kind']['centre_de_sante']} centre(s) de santé")
+    for y in S.get("years") or []:  # a multi-year plan: one line a year
+        click.echo(f"year {y['year']:<7} without access {y['population_uncovered']:,.0f} (doing nothing "
+                   f"{y['population_uncovered_before']:,.0f}); cost {y['cost_total']:,.0f} EUR; "
+                   f"{len(y['open_sites'])} site(s) open")
     for w in S["warnings"]:
         click.echo(f"warning      {w}")
     click.echo(f"written      {out}")

@@ -139,8 +139,11 @@ def write_geopackages(solution, folder: Path) -> None:
                          crs="EPSG:4326").to_file(target, layer="practices", driver="GPKG")
         styled["practices"] = PRACTICES_QML
         sched = solution.schedule.copy()
-        a = pr.set_index(pr["practice_id"].astype(str))[["lon", "lat"]].reindex(sched["practice_id"].astype(str))
-        b = s.set_index(s["site_id"].astype(str))[["lon", "lat"]].reindex(sched["site_id"].astype(str))
+        # Coordinates by id (a multi-year plan lists an id once a year).
+        a = pr.drop_duplicates("practice_id").set_index(pr["practice_id"].drop_duplicates().astype(str))[
+            ["lon", "lat"]].reindex(sched["practice_id"].astype(str))
+        b = s.drop_duplicates("site_id").set_index(s["site_id"].drop_duplicates().astype(str))[
+            ["lon", "lat"]].reindex(sched["site_id"].astype(str))
         lines = [LineString([(x0, y0), (x1, y1)]) for x0, y0, x1, y1 in
                  zip(a["lon"], a["lat"], b["lon"], b["lat"])]
         gpd.GeoDataFrame(sched, geometry=gpd.GeoSeries(lines, crs="EPSG:4326") if lines else

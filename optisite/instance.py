@@ -72,6 +72,9 @@ OPTIONAL_ZONE_NUMBERS = {
 OPTIONAL_PRACTICE_NUMBERS = {
     "activity": (0.0, 1e6, "consultations and visits a year per GP"),
     "share_65_plus": (0.0, 1.0, "a share between 0 and 1"),
+    # FTE of the practice's GPs aged over 60 / over 65 (optisite/retirement.py)
+    "gp_over_60": (0.0, MAX_FTE, "a number of FTE"),
+    "gp_over_65": (0.0, MAX_FTE, "a number of FTE"),
 }
 
 

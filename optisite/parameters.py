@@ -191,6 +191,74 @@ class Parameters:
         "practice's share_65_plus",
         minimum=None,
     )
+    # --- ageing supply and multi-year phasing (optisite/retirement.py, models/phasing.md) ---
+    retirement_scenario: str = _p(
+        "over60_within_5", "name",
+        "setting: which GPs stop, when (optisite/retirement.py): 'none'; 'over65_now' (GPs over 65 "
+        "stop before year 1: the DREES apl_mg_lt65 supply); 'over60_within_5' (GPs over 60 stop, a "
+        "fifth of them each year, all gone in year 5); 'yearly_rate' (retirement_rate of the "
+        "physicians stop each year)",
+        minimum=None,
+        choices=("none", "over65_now", "over60_within_5", "yearly_rate"),
+    )
+    retirement_rate: float = _p(
+        0.03, "share/year",
+        "assumption: share of a practice's physicians that stop each year in the 'yearly_rate' "
+        "scenario (no age pyramid in the shipped sources; set it for the territory)",
+        maximum=1.0,
+    )
+    over60_per_over65: float = _p(
+        2.0, "ratio",
+        "assumption: activity of GPs over 60 as a multiple of that of GPs over 65, used when a "
+        "practice carries no gp_over_60 column (the DREES APL 2023 only separates 65 and over; "
+        "no age pyramid in the shipped sources): the 60-64 cohort taken as large as all those "
+        "over 65",
+        minimum=1.0, maximum=100.0,
+    )
+    horizon_years: float = _p(
+        5.0, "years",
+        "setting: years planned by the phasing model; Cour des comptes 2024, general conclusion (after chapter III): "
+        "a 'trajectoire pluriannuelle de correction des inégalités' (a multi-year correction path)",
+        minimum=1.0, maximum=30.0,
+    )
+    max_new_salaried_fte_per_year: float = _p(
+        6.0, "FTE/year",
+        "assumption: salaried GP FTE the territory's centres de santé can recruit in one year "
+        "(Cour des comptes 2024, chapter III: centres de santé struggle to recruit; no figure in "
+        "the shipped sources); used by the phasing model",
+        maximum=MAX_FTE,
+    )
+    centre_ramp_up_first_year: float = _p(
+        0.5, "share of capacity",
+        "assumption: a new centre de santé serves this share of its salaried capacity in its "
+        "first year, rising linearly to all of it after centre_ramp_up_years (patient lists take "
+        "years to fill; no figure in the shipped sources); 1 switches the ramp-up off",
+        maximum=1.0,
+    )
+    centre_ramp_up_years: float = _p(
+        2.0, "years",
+        "assumption: years a new centre de santé takes to reach its full capacity (see "
+        "centre_ramp_up_first_year)",
+        maximum=30.0,
+    )
+    allow_closing: bool = _p(
+        False, "flag",
+        "setting: whether the phasing model may close a site it opened in an earlier year (a site "
+        "never reopens); off: a site opened stays open to the horizon",
+        minimum=None,
+    )
+    closing_cost: float = _p(
+        50000.0, "EUR",
+        "assumption: one-off cost of closing a site (lease, staff), counted in the year it closes "
+        "when allow_closing is true",
+        maximum=MAX_COST,
+    )
+    discount_rate: float = _p(
+        0.0, "share/year",
+        "setting: the phasing model weighs year t by (1 + discount_rate)^-(t - 1), both people "
+        "without access and cost; 0: every year counts the same",
+        maximum=1.0,
+    )
     # --- travel times -----------------------------------------------------------
     detour_factor: float = _p(
         1.3, "ratio",

@@ -350,6 +350,12 @@ def _apl(instance: Instance, sol: Solution) -> dict | None:
 
 def context(instance: Instance, sol: Solution, *, generated: str | None = None) -> dict[str, Any]:
     """Everything the template shows, read from the solution and the instance."""
+    years = None
+    if "year" in sol.zones.columns:  # a multi-year plan: its course over time, then its last year
+        from .report_years import last_year, years_context
+
+        years = years_context(instance, sol, lambda zones: _planning(instance, zones))
+        sol = last_year(sol)
     S = sol.summary
     names = _names(instance)
     total = float(S.get("population_total") or 0.0)
@@ -395,6 +401,7 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
     budget = S.get("budget")
     return {
         "S": S,
+        "years": years,
         "result": result_meaning(S),
         "title": f"optisite plan: {inst.get('name', instance.name)}",
         "generated": generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

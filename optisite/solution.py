@@ -95,7 +95,12 @@ def derive(instance: Instance, result, decisions: dict, *, pairs: pd.DataFrame,
     access is by reach or by capacity-limited flows, whether the plan has capacities.
     ``pairs`` are the coverage pairs (zone, source within the cutoff); ``before_flows``
     the demand flows of the existing supply alone (access by flows).
+    A result declaring ``years`` has long tables, one block per year (:mod:`optisite.years`).
     """
+    if getattr(result, "years", False):
+        from .years import derive_years
+
+        return derive_years(instance, result, decisions, pairs=pairs, before_flows=before_flows)
     caps = capacities(instance.parameters)
     W = instance.parameters.working_weeks
     sites = instance.sites
@@ -192,6 +197,10 @@ def plan_objective(result, instance: Instance, tables: dict[str, pd.DataFrame], 
     """The value of the objective ``result.objective`` for the plan in ``tables`` (or for the
     existing supply alone, ``before``), computed from the tables."""
     z = tables["zones"]
+    if "year" in z.columns and result.objective == "weighted_uncovered":  # a multi-year plan
+        from .years import weighted_uncovered
+
+        return weighted_uncovered(instance, z, "covered_before" if before else "covered_after")
     if result.objective == "weighted_uncovered":
         col = "covered_before" if before else "covered_after"
         return float((z["weight"].astype(float) * z["population"].astype(float) * (1 - z[col].astype(float))).sum())
@@ -211,6 +220,10 @@ def planning_zones(instance: Instance) -> pd.Series:
 
 def headline(instance: Instance, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """Population and cost figures of the summary, computed from the tables."""
+    if "year" in tables["zones"].columns:  # a multi-year plan: the last year, and every year
+        from .years import headline_years
+
+        return headline_years(instance, tables)
     p = instance.parameters
     z, s = tables["zones"], tables["sites"]
     z = z[planning_zones(instance).reindex(z["zone_id"]).fillna(True).to_numpy(bool)]

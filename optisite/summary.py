@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
-OPTIONAL = ("apl", "check")  # present only when computed
+OPTIONAL = ("apl", "check", "years")  # present only when computed
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Summary(Mapping):
     command: str
     apl: dict[str, Any] | None = None
     check: dict[str, Any] | None = None
+    years: list[dict[str, Any]] | None = None  # a multi-year plan: each year's figures (result.years)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.keys()}

@@ -58,7 +58,7 @@ BUILD_ON = ("tiny",)
 # `result` lands with the lead's typed solution contract (issue 13): remove it then (the
 # test below fails as soon as the key is written, as a reminder).
 KNOWN_PENDING: set[str] = set()
-RESULT_KEYS = {"access", "objective", "capacities", "apl", "full_coverage", "budgeted"}
+RESULT_KEYS = {"access", "objective", "capacities", "apl", "full_coverage", "budgeted", "years"}
 
 COMPONENT_HEADER = "| Pyomo | symbol | meaning | data |"
 KEY_HEADER = "| key | type | meaning |"

@@ -5,6 +5,6 @@ returns one. A new model is a new module here and one import line below.
 """
 
 from .base import Context, Decisions, Finish, Model, Objective, ResultMeaning, get, names, register
-from . import coverage, staffing, apl, lscp  # noqa: E402,F401  (registration order = CLI order)
+from . import coverage, staffing, apl, lscp, phasing  # noqa: E402,F401  (registration order = CLI order)
 
 __all__ = ["Context", "Decisions", "Finish", "Model", "Objective", "ResultMeaning", "get", "names", "register"]

@@ -45,6 +45,8 @@ class ResultMeaning:
     * ``apl``: APL before and after is computed for the plan.
     * ``full_coverage``: every zone that some practice or candidate site reaches must be covered.
     * ``budgeted``: the plan's cost must stay within the budget.
+    * ``years``: a multi-year plan: the tables are long (a ``year`` column), ``solution.json``
+      has a ``years`` block, and the checker re-derives every year (``optisite/checker_years.py``).
     """
 
     access: str
@@ -53,6 +55,7 @@ class ResultMeaning:
     apl: bool
     full_coverage: bool = False
     budgeted: bool = True
+    years: bool = False
 
     def __post_init__(self):
         if self.access not in ACCESS_RULES or self.objective not in OBJECTIVES:
