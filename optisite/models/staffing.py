@@ -459,7 +459,7 @@ class Staffing(Model):
         if plan is None:
             return out
         tol = 1e-7 * max(1.0, abs(plan.uncovered))
-        used = quo is None or plan.uncovered < quo - tol or (plan.uncovered <= quo + tol and plan.cost <= 0)
+        used = quo is None or plan.uncovered < quo - tol  # on a tie the status quo costs nothing
         if used:
             write_start(m, data, plan)
         ctx.say(f"primal search: {plan.uncovered:,.0f} uncovered at EUR {plan.cost:,.0f} after "

@@ -260,7 +260,7 @@ class Search:
 
     def additions(self) -> tuple[np.ndarray, np.ndarray, list]:
         """Every move that adds staffing within the budget: gain bounds, costs, and a
-        maker per candidate (``moves[i]()`` -> (days, ftes)). Vectorised over links."""
+        maker per candidate (``move_of(makers[i])`` -> (days, ftes)). Vectorised over links."""
         pp, pc, ph = self._prices()
         spare = self.G - self.dout
         left = self.left() + 1e-6
