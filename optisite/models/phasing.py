@@ -31,6 +31,8 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from ..errors import InputError
+from ..levers import to_units
+from ..rules import give_cap, practice_capacity
 from ..retirement import age_shares, horizon, physicians_by_year, year_instance
 from ..years import discount, ramp
 from . import staffing
@@ -72,10 +74,13 @@ def prepare(ctx: Context) -> PhasingData:
     for t in horizon(inst):
         pr = year_instance(inst, phys[t]).practices
         # The days a practice may give, as staffing.prepare computes them, on that year's physicians.
-        give = np.minimum(np.floor(pr["secondary_days"] + 1e-9), np.floor(pr["physicians"] * p.days_per_fte + 1e-9))
+        # rules.give_cap (DREES-counted capacity) in the presence unit of the days variable;
+        # the practice's capacity follows its physicians that year.
+        give = pd.Series(to_units(give_cap(p, pr), p, up=False), index=pr.index)
         practices = base.practices.copy()
         practices["physicians"] = pr["physicians"].reindex(practices.index).to_numpy(float)
         practices["give_cap"] = give.reindex(practices.index).astype(int).to_numpy()
+        practices["capacity"] = (practice_capacity(p, pr) / base.unit).reindex(practices.index).to_numpy(float)
         per_year[t] = replace(base, practices=practices)
     ages = []
     age = 1
