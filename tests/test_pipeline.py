@@ -159,3 +159,31 @@ def test_cli_shows_progress_lines_unless_quiet(tmp_path, quiet):
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert ("uncovered: plan" in r.output) is (not quiet)
+
+
+def test_status_quo_flows_run_to_their_end_when_the_limit_cut_them(monkeypatch):
+    """The existing supply's flows are what every table and the never-worse rule compare
+    with: when the time limit stopped their LP (the national batch's 'no flows' failure,
+    a large département on a busy machine), it is re-run to its end, and the run records
+    that the limit was overrun."""
+    from optisite.models import staffing
+    from optisite.pipeline import build
+
+    inst = load_instance(ROOT / "instances" / "tiny")
+    built = build(inst, SolveOptions(model="staffing", time_limit=30, threads=1))
+    expected, _ = staffing.plan_flows(built.context, built.data, None, None)
+    real, floors = staffing.plan_flows, []
+
+    def cut_first(ctx, data, days, fte, name="flows for the plan", floor=None):
+        floors.append(floor)
+        if len(floors) == 1:
+            return None, []  # as when the LP did not finish within its floor
+        return real(ctx, data, days, fte, name=name, floor=floor)
+
+    monkeypatch.setattr(staffing, "plan_flows", cut_first)
+    flows = staffing.status_quo_flows(built.context, built.data)
+    assert floors == [None, staffing.BASELINE_FLOOR_S]
+    assert any("ran past the time limit" in c for c in built.context.deadline.cuts)
+    got = flows.groupby("zone_id")["consultations"].sum()
+    want = expected.groupby("zone_id")["consultations"].sum()
+    pd.testing.assert_series_equal(got.sort_index(), want.sort_index(), check_exact=False, rtol=1e-9)

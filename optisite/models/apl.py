@@ -205,8 +205,7 @@ class Apl(Model):
         return staffing.Staffing.highs_options(self, m)
 
     def baseline_flows(self, ctx: Context, data: AplData) -> pd.DataFrame | None:
-        flows, _ = staffing.plan_flows(ctx, data.staffing, None, None, name="existing supply alone")
-        return flows
+        return staffing.status_quo_flows(ctx, data.staffing)
 
     def start(self, ctx: Context, data: AplData, m) -> list:
         """Solve the staffing model briefly (from the status quo) and hand its plan to the

@@ -391,9 +391,7 @@ class Phasing(Model):
     def baseline_flows(self, ctx: Context, data: PhasingData) -> pd.DataFrame | None:
         out = []
         for t in data.years:
-            flows, _ = staffing.plan_flows(ctx, data.per_year[t], None, None, name=f"existing supply alone, year {t}")
-            if flows is None:
-                return None
+            flows = staffing.status_quo_flows(ctx, data.per_year[t], name=f"existing supply alone, year {t}")
             out.append(flows.assign(year=t))
         return pd.concat(out, ignore_index=True)
 

@@ -343,6 +343,23 @@ def plan_flows(ctx: Context, data: StaffingData, days: pd.DataFrame | None, fte:
     return (decisions(m, sub).flows if done else None), stages
 
 
+BASELINE_FLOOR_S = 3600.0  # seconds the existing supply's LP may run past the limit on its second try
+
+
+def status_quo_flows(ctx: Context, data: StaffingData, name: str = "existing supply alone") -> pd.DataFrame:
+    """The existing supply's flows. Every table and the never-worse rule compare with them,
+    so when the LP's floor past the deadline was not enough (a large instance on a busy
+    machine) it is re-run to its end, and the run says the limit was overrun."""
+    flows, _ = plan_flows(ctx, data, None, None, name=name)
+    if flows is None:
+        ctx.deadline.cut(f"stage '{name}' ran past the time limit to its end (every table needs it)")
+        flows, _ = plan_flows(ctx, data, None, None, name=name, floor=BASELINE_FLOOR_S)
+    if flows is None:
+        raise InfeasibleError(f"HiGHS did not finish the existing supply's flow LP ('{name}') in "
+                              f"{BASELINE_FLOOR_S:g} s past the time limit; re-run with --verbose")
+    return flows
+
+
 RELAXATION_METHOD = ("relaxation: the model with days and FTE continuous (openings binary), "
                      "HiGHS's dual bound on it")
 BOUND_MIN_S = 1.0  # seconds left below which the bound hook does not start
@@ -426,8 +443,7 @@ class Staffing(Model):
         return {}, None
 
     def baseline_flows(self, ctx: Context, data: StaffingData) -> pd.DataFrame | None:
-        flows, _ = plan_flows(ctx, data, None, None, name="existing supply alone")
-        return flows
+        return status_quo_flows(ctx, data)
 
     def start(self, ctx: Context, data: StaffingData, m) -> list:
         """The better of the status quo and the primal engine's plan (greedy + local search,
@@ -435,7 +451,7 @@ class Staffing(Model):
         import time
 
         from ..deadline import Deadline
-        from ..solver import StageResult
+        from ..solver import EFFORT, WALL, StageResult
         from .staffing_search import CLOCK_SHARE, effort_for, search, write_start
 
         out = []
@@ -472,6 +488,8 @@ class Staffing(Model):
             status="feasible", objective=float(plan.uncovered), seconds=time.perf_counter() - t,
             has_solution=True,
             extra={"used": bool(used), "cost": float(plan.cost), "evaluations": int(plan.evaluations),
+                   # the pipeline's reproducibility record: a start cut by the clock may differ next run
+                   "stopped_by": (WALL if plan.stopped_by_clock else EFFORT) if used else None,
                    "effort": int(effort), "stopped_by_clock": bool(plan.stopped_by_clock),
                    "phases": {k: float(v) for k, v in plan.phases.items()}}))
         return out
