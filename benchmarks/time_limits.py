@@ -14,6 +14,9 @@ report). Columns:
   tolerance stated in ``models/solving.md``;
 * ``to_model_s``: from the command's start to the built model (imports, reading, pairs,
   build: steps that cannot be stopped midway), ``timings.build`` in solution.json;
+  ``search_end_s`` and ``solve_end_s``: from the command's start to the end of the
+  search (stages, polish, bound) and of ``solve()`` (tables, APL, checker: ``check_s``);
+  what follows is writing the folder and its report;
 * ``status``, ``stopped_by`` (effort budget / wall clock), ``reproducible``, ``objective``,
   ``uncovered_before`` and ``uncovered_after`` (inhabitants without access with the existing
   supply alone and with the plan: a plan is never worse); ``nodes`` and ``node_budget`` of
@@ -123,6 +126,9 @@ def run_case(case: str, limit: float, model: str, threads: int, with_peer: bool,
                    status=S["status"], stopped_by="+".join(sv.get("stopped_by") or []) or "-",
                    reproducible=sv.get("reproducible"), objective=S["objective"],
                    uncovered_before=S["population_uncovered_before"], uncovered_after=S["population_uncovered"])
+        T = S["timings"]  # seconds from the command's start: the search's end, solve()'s end
+        row["search_end_s"] = round(T["build"] + T.get("search", T.get("solve", 0.0)), 2)
+        row["solve_end_s"], row["check_s"] = round(T["total"], 2), round(T.get("check", 0.0), 2)
         first = sv["stages"][0]
         row["nodes"], row["node_budget"] = first["extra"].get("nodes"), first["extra"].get("node_budget")
         row["cuts"] = "; ".join(sv.get("wall_clock_cuts") or [])

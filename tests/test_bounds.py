@@ -137,10 +137,15 @@ def test_staffing_keeps_half_the_time_for_its_bound_only_on_long_limits(monkeypa
     monkeypatch.setattr(StageSolver, "lexicographic", spy)
     solve(load_instance("instances/tiny"), SolveOptions(model="staffing", time_limit=limit, threads=1), check=False)
     assert len(caps) == 1
+    # The search is capped below the limit by the post-solve reserve in any case
+    # (deadline.post_solve_reserve); the bound share halves the rest.
+    from optisite.deadline import post_solve_reserve
+
+    rest = limit - post_solve_reserve(limit, 6)  # tiny has 6 zones
     if kept:
-        assert caps[0] == pytest.approx(limit / 2, rel=0.05)
+        assert rest / 2 * 0.95 <= caps[0] <= rest / 2
     else:
-        assert caps[0] is None
+        assert rest * 0.9 <= caps[0] <= rest
 
 
 # ---------------------------------------------------------------------------------

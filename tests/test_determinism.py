@@ -104,6 +104,8 @@ def test_run_stopped_by_the_effort_budget_is_identical_twice(tmp_path, monkeypat
     (t0, s0), (t1, s1) = runs
     assert t1 == t0
     assert comparable(s1) == comparable(s0)
+    html = (tmp_path / "e1" / "report.html").read_text(encoding="utf-8")
+    assert 'id="reproducible" data-value="true"' in html and "stopped at its effort budget" in html
 
 
 def test_run_cut_by_the_wall_clock_says_it_may_differ():
