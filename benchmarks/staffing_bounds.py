@@ -26,6 +26,9 @@ limit for the whole solve, the checker on). Variants:
 * ``default``: the model as shipped (``Staffing.bound_share`` from
   ``Staffing.bound_share_from_s`` seconds left).
 
+With ``--model apl`` the variants are ``plain`` (the links as they were before the
+loss floor, ``Apl.tighten_links`` False, no bound hook) and ``default`` (as shipped).
+
 Per run: the plan, HiGHS's bound, the best bound and the method that proved it, the
 gap before (plan vs HiGHS) and after (plan vs best), the hook's seconds, the total
 seconds, and the ratios against ``plain`` in the same run (gap and plan). The load
@@ -141,8 +144,9 @@ def main(argv=None) -> int:
         df[c] = df[c].round(3 if "vs" in c else 2)
     extra = (f" --model {args.model}" if args.model != "staffing" else "") + (
         f" --budget {args.budget:g}" if args.budget is not None else "")
-    header = (f"# {args.model.capitalize()}: the bound hook against HiGHS's own bound\n\n`python benchmarks/staffing_bounds.py "
-              f"{' '.join(args.instances)} --time-limit {args.time_limit:g} --variants {args.variants}{extra}`: one full "
+    header = (f"# {args.model.capitalize()}: the bound hook against HiGHS's own bound\n\n"
+              f"`python benchmarks/staffing_bounds.py {' '.join(args.instances)} --time-limit {args.time_limit:g} "
+              f"--variants {args.variants}{extra}`: one full "
               "solve per row, one HiGHS thread, the time limit for the whole solve. plan and bounds: weighted "
               "people without access; gap_before: plan vs HiGHS's bound, gap_after: plan vs the best bound "
               "reported; gap_vs_plain, plan_vs_plain: ratios to the `plain` row of the same instance (hook off). "

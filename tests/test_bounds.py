@@ -220,3 +220,77 @@ def test_apl_tightened_links_lp_is_a_valid_and_tighter_bound(seed, budget):
     assert stage.status == "optimal"
     assert stage.objective == pytest.approx(under, abs=1e-6)
 
+
+
+# ---------------------------------------------------------------------------------
+# Staffing candidates that did not win (benchmarks/bound_candidates.py), still valid
+# ---------------------------------------------------------------------------------
+
+def _candidates():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bound_candidates.py"
+    spec = importlib.util.spec_from_file_location("optisite_bound_candidates", path)
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[spec.name] = module  # its dataclass looks its module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _staffing_case(case):
+    seed, budget = case
+    return load_instance("instances/tiny") if seed == "tiny" else small_staffing_instance(seed, budget)
+
+
+@pytest.mark.parametrize("case", CASES + [("tiny", None)])
+def test_candidate_bounds_are_below_the_enumerated_optimum(case):
+    """Every candidate measured by ``staffing_bounds.py --methods`` proves at most the
+    enumerated optimum; the model with the deficit cuts keeps that optimum."""
+    from optisite.models.base import Objective
+
+    bc = _candidates()
+    inst = _staffing_case(case)
+    unc, _cost = brute_force_staffing(inst)
+    built = pipeline.build(inst, SolveOptions(model="staffing", time_limit=60, gap=0, threads=1))
+    data, ctx = built.data, built.context
+    cuts = bc.deficit_cuts(data, built.model.baseline_flows(ctx, data))
+    tol = 1e-6 * max(1.0, unc)
+    for method in ("lp", "lp_deficit", "lp_pairs", "relax_df", "deficit"):
+        m = built.model.build(data)
+        if "deficit" in method:
+            bc.add_deficit_cuts(m, cuts)
+        if method == "lp_pairs":
+            bc.add_pair_links(m, data)
+        if method.startswith("lp"):
+            bc.relax(m, openings=True)
+        if method == "relax_df":
+            bc.relax(m, openings=False)
+        stage = ctx.solver.lexicographic(m, [Objective("uncovered", m.uncovered)], canonical=False)[0]
+        assert stage.status == "optimal", method
+        assert stage.bound <= unc + tol, method
+        if method == "deficit":
+            assert stage.objective == pytest.approx(unc, rel=1e-6, abs=1e-4)
+
+
+def test_deficit_cuts_hold_on_the_zone_sets_left_short():
+    """On the small instances the status quo leaves zones short: the cuts exist, their
+    right side is the set's deficit with the existing supply, and each coefficient is
+    at most that deficit (the strengthening)."""
+    bc = _candidates()
+    found = 0
+    for case in CASES + [("tiny", None)]:
+        inst = _staffing_case(case)
+        built = pipeline.build(inst, SolveOptions(model="staffing", time_limit=60, threads=1))
+        data = built.data
+        for cut in bc.deficit_cuts(data, built.model.baseline_flows(built.context, data)):
+            found += 1
+            near = set(data.flows[data.flows["zone_id"].isin(cut.zones)]["source_id"])
+            supply = data.per_day * data.days_per_fte * data.practices.loc[
+                [p for p in data.practices.index if p in near], "physicians"].sum()
+            assert cut.rhs == pytest.approx(data.zones.loc[list(cut.zones), "demand"].sum() - supply)
+            assert all(0 < v <= cut.rhs + 1e-9 for v in cut.coefficients.values())
+            assert set(cut.coefficients) <= near
+    assert found > 0
