@@ -1000,7 +1000,7 @@ class _Checker:
                     v.append(f"solution.json apl.{when}.under[{t_text}] {got} is not the population under "
                              f"{t:g} ({want:,.1f} recomputed)")
                 share = (part.get("share_under") or {}).get(t_text, (part.get("share_under") or {}).get(t))
-                if share is not None and total > 0 and not (_is_number(share) and _close(share * total, got)):
+                if share is not None and total > 0 and not (_is_number(share) and _is_number(got) and _close(share * total, got)):
                     v.append(f"solution.json apl.{when}.share_under[{t_text}] disagrees with its 'under'")
             shares = part.get("share_under")
             if not isinstance(shares, dict) or sorted(map(str, shares)) != sorted(map(str, part["under"])):

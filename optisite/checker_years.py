@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .checker import REL, STATUSES, _Checker, _close, _counted_population, _finite
+from .checker import REL, STATUSES, _Checker, _close, _counted_population, _finite, _malformed, _summary_shape
 from .instance import Instance
 
 HOLD = 2e-6  # relative: the solver's hold on the first objective (1e-6) and the tables' rounding
@@ -64,6 +64,10 @@ def check_years(instance: Instance, S: dict, R: dict, tables: dict, v: list[str]
     if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
         v.append("solution.json has no 'years' list, though the plan declares years")
         return {"cost_total": math.nan, "population_covered": math.nan, "population_covered_before": math.nan}
+    for b in blocks:
+        if not isinstance(b.get("year"), int) or isinstance(b.get("year"), bool):
+            raise _malformed("each entry of 'years' needs a whole 'year'", column="years")
+        _summary_shape({"model": S.get("model"), "status": S.get("status"), **b})
     listed = [b.get("year") for b in blocks]
     if listed != years:
         v.append(f"solution.json years lists {listed}, not the horizon {years}")

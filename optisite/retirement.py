@@ -165,14 +165,3 @@ def year_instance(instance: Instance, physicians: pd.Series) -> Instance:
                     provenance=instance.provenance, folder=instance.folder,
                     manifest_parameters=instance.manifest_parameters)
 
-
-def lost_access(before: pd.DataFrame) -> pd.DataFrame:
-    """Zones whose do-nothing served share falls over the horizon: from a long ``zones``
-    table (zone_id, year, covered_before, population), the first and last years' shares."""
-    if before.empty:
-        return before
-    first, last = before["year"].min(), before["year"].max()
-    a = before[before["year"] == first].set_index("zone_id")
-    b = before[before["year"] == last].set_index("zone_id")
-    out = pd.DataFrame({"covered_first": a["covered_before"], "covered_last": b["covered_before"].reindex(a.index)})
-    return out[out["covered_last"] < out["covered_first"] - 1e-9]

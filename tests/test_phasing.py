@@ -301,3 +301,22 @@ def test_report_shows_the_plan_over_the_years(small_plan):
     zones = pd.read_csv(folder / "zones.csv", dtype={"zone_id": str})
     a, b = (zones[zones["year"] == t].set_index("zone_id") for t in (1, 2))
     assert losing == int(((a["covered_before"] - b["covered_before"]) * a["population"] > 0.5).sum())
+
+
+def test_closing_allowed_at_a_cost_is_used_and_checked():
+    """With closing allowed, a site opened in year 1 may close (never reopen); the plan is
+    never worse than without closing, and the checker passes it."""
+    params = dict(horizon_years=3, retirement_rate=0.4)
+    shut = small_phasing_instance(0, 130000, allow_closing=True, closing_cost=1000, **params)
+    kept = small_phasing_instance(0, 130000, **params)
+    a = solve(shut, SolveOptions(model="phasing", gap=0))
+    b = solve(kept, SolveOptions(model="phasing", gap=0))
+    assert a.summary["check"]["ok"] and b.summary["check"]["ok"]
+    assert a.objective <= b.objective + 1e-6
+    opened = [set(y["open_sites"]) for y in a.summary["years"]]
+    assert any(opened[i] - opened[i + 1] for i in range(len(opened) - 1))  # something closes
+    for i in range(len(opened) - 1):  # nothing reopens
+        assert not ((set().union(*opened[:i + 1]) - opened[i]) & opened[i + 1])
+    for i in range(len(opened) - 1):  # without closing, sites stay
+        keep = [set(y["open_sites"]) for y in b.summary["years"]]
+        assert keep[i] <= keep[i + 1]
