@@ -162,7 +162,7 @@ def write_geopackages(solution, folder: Path) -> None:
 def write_styles(gpkg: Path, styles: dict[str, str]) -> None:
     """Write QGIS's ``layer_styles`` table (one default QML style per layer), registered in
     ``gpkg_contents`` as an attribute table, the way QGIS itself saves styles."""
-    db = sqlite3.connect(gpkg)
+    db = sqlite3.connect(Path(gpkg).resolve())  # SQLite resolves ".." lexically: "/sys/../.." fails
     try:
         with db:
             db.execute(

@@ -142,7 +142,10 @@ def test_well_formed_types_the_tables_and_refuses_a_malformed_folder(tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(out, bad)
     text = (bad / "schedule.csv").read_text().splitlines()
-    (bad / "schedule.csv").write_text("\n".join([text[0], text[1].replace(",2,", ",abc,", 1)] + text[2:]) + "\n")
+    col = text[0].split(",").index("days_per_week")
+    cells = text[1].split(",")
+    cells[col] = "abc"  # the first row's days, whatever the plan gives there
+    (bad / "schedule.csv").write_text("\n".join([text[0], ",".join(cells)] + text[2:]) + "\n")
     with pytest.raises(InputError, match=r"schedule.csv, row 2, column 'days_per_week': 'abc' is not a number"):
         checker.well_formed(read_solution(bad))
     shutil.copy(out / "schedule.csv", bad / "schedule.csv")

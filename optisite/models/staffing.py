@@ -451,7 +451,7 @@ class Staffing(Model):
         import time
 
         from ..deadline import Deadline
-        from ..solver import EFFORT, WALL, StageResult
+        from ..solver import WALL, StageResult
         from .staffing_search import CLOCK_SHARE, effort_for, search, write_start
 
         out = []
@@ -489,7 +489,7 @@ class Staffing(Model):
             has_solution=True,
             extra={"used": bool(used), "cost": float(plan.cost), "evaluations": int(plan.evaluations),
                    # the pipeline's reproducibility record: a start cut by the clock may differ next run
-                   "stopped_by": (WALL if plan.stopped_by_clock else EFFORT) if used else None,
+                   "stopped_by": WALL if used and plan.stopped_by_clock else None,
                    "effort": int(effort), "stopped_by_clock": bool(plan.stopped_by_clock),
                    "phases": {k: float(v) for k, v in plan.phases.items()}}))
         return out
