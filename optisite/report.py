@@ -65,7 +65,8 @@ def fmt_num(x, digits: int = 0) -> str:
     """1234567.8 -> '1 234 568' (thin spaces, French grouping); '–' for missing."""
     if not _finite(x):
         return "–"
-    return f"{float(x):,.{digits}f}".replace(",", "\u202f")
+    v = round(float(x), digits) + 0.0  # + 0.0: a solver's -0.0 (or -0.3 shown whole) reads "0", not "-0"
+    return f"{v:,.{digits}f}".replace(",", "\u202f")
 
 
 def fmt_pct(x, digits: int = 1) -> str:

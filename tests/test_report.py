@@ -285,3 +285,13 @@ def test_report_of_an_unbudgeted_model_says_the_budget_does_not_bind(tiny_copy):
     assert dom.values["cost-words"] == "false"
     assert "The budget does not bind this model" in html
     assert "Full coverage costs" in html
+
+
+def test_numbers_never_read_minus_zero():
+    """A solver's -0.0 objective (an optimal plan reaching everyone) read '-0' in the report."""
+    from optisite.report import fmt_num
+
+    assert fmt_num(-0.0) == "0"
+    assert fmt_num(-0.3) == "0"
+    assert fmt_num(-1234.6) == "-1\u202f235"
+    assert fmt_num(-0.04, 1) == "0.0"
