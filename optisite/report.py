@@ -423,6 +423,7 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
         "moves": moves,
         "status_words": STATUS_WORDS.get(S.get("status"), (str(S.get("status")), "")),
         "gap_words": gap_words(S),
+        "cost_words": cost_words(S),
         "params_shown": [dict(r, shown=_shown(r["value"])) for r in params],
         "uncovered_rest_count": int(len(rest)),
         "uncovered_rest_population": float(rest["uncovered_after"].sum()),
@@ -470,6 +471,27 @@ def gap_words(S: dict) -> str:
         return f"Proven optimal: the plan's objective ({fmt_num(obj)} {unit}) equals the proven bound."
     return (f"Proven within {fmt_pct(gap, 2)} of the best possible: the plan's objective is {fmt_num(obj)} "
             f"{unit}, and no plan can do better than {fmt_num(bound)}.")
+
+
+def cost_words(S: dict) -> str | None:
+    """How sure the cost is, for a model that minimises cost after its first objective: the
+    cost stage holds the plan's value and minimises the cost; a stage stopped by its limit
+    says how much cheaper a plan of the same value could be (its proven bound)."""
+    stages = (S.get("solver") or {}).get("stages") or []
+    # A later stage only: where cost is the first objective (lscp), the gap sentence says it.
+    cost = next((s for s in stages[1:] if s.get("name") == "cost"), None)
+    if cost is None or not cost.get("has_solution", True):
+        return None
+    if cost.get("status") == "optimal":
+        return "Least cost proven: no plan of the same value costs less."
+    plan, bound = cost.get("objective"), cost.get("bound")  # as the stages table shows them
+    if not _finite(plan) or not _finite(bound) or float(bound) <= 0:
+        return ("The cost is not proven the least for this plan's value: no lower bound on the cost "
+                "was proven. A longer --time-limit searches further.")
+    below = max(0.0, (float(plan) - float(bound)) / max(float(plan), 1e-9))
+    return (f"The cost is not proven the least for this plan's value: no plan of the same value costs less "
+            f"than {fmt_eur(bound)}, at most {fmt_pct(below, 1)} below this plan's {fmt_eur(plan)}. "
+            "A longer --time-limit narrows it.")
 
 
 def access_changes(zones: pd.DataFrame, *, tolerance: float = 0.5) -> dict[str, Any]:

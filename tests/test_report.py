@@ -295,3 +295,21 @@ def test_numbers_never_read_minus_zero():
     assert fmt_num(-0.3) == "0"
     assert fmt_num(-1234.6) == "-1\u202f235"
     assert fmt_num(-0.04, 1) == "0.0"
+
+
+def test_cost_words_say_how_sure_the_cost_is():
+    """The headline says whether the cost was proven least for the plan's value, and, when
+    the cost stage stopped at its limit, how much cheaper a plan of the same value could be."""
+    from optisite.report import cost_words
+
+    stage = {"name": "cost", "status": "time_limit", "objective": 701_000.0, "bound": 649_500.0,
+             "has_solution": True}
+    S = {"cost_total": 701_000.0, "solver": {"stages": [{"name": "uncovered", "status": "optimal"}, stage]}}
+    words = cost_words(S)
+    assert "649\u202f500\u202fEUR" in words and "7.3\u202f%" in words and "not proven" in words
+    S["solver"]["stages"][1] = {**stage, "status": "optimal", "bound": 701_000.0}
+    assert cost_words(S).startswith("Least cost proven")
+    S["solver"]["stages"] = S["solver"]["stages"][:1]  # no cost stage (coverage-only run)
+    assert cost_words(S) is None
+    S["solver"]["stages"] = [stage]  # cost is the first objective (lscp): the gap sentence says it
+    assert cost_words(S) is None
