@@ -403,6 +403,18 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
     return report
 
 
+def check_bound_and_gap(v: list[str], obj, bound, gap) -> None:
+    """A bound never above the objective, and the reported gap recomputed from both."""
+    if bound is not None and obj is not None and bound > obj + REL * max(1.0, abs(obj)) + 1e-6:
+        v.append(f"bound {bound} is above the objective {obj}")
+    want_gap = None
+    if obj is not None and bound is not None:
+        diff = max(0.0, obj - bound)
+        want_gap = 0.0 if diff <= 1e-9 else diff / max(abs(obj), 1e-9)
+    if (gap is None) != (want_gap is None) or (gap is not None and abs(gap - want_gap) > 1e-9 * max(1.0, want_gap)):
+        v.append(f"solution.json gap {gap} differs from {want_gap} recomputed from the objective and bound")
+
+
 class _Checker:
     """One pass over a plan; each method appends plain-language violations to ``v``."""
 
@@ -887,14 +899,7 @@ class _Checker:
                 if not _close(obj, self.cost):
                     v.append(f"objective {obj} differs from the plan's cost {self.cost:.2f} recomputed")
             # population_under_apl: in check_apl, with the APL recomputed
-        if bound is not None and obj is not None and bound > obj + REL * max(1.0, abs(obj)) + 1e-6:
-            v.append(f"bound {bound} is above the objective {obj}")
-        want_gap = None
-        if obj is not None and bound is not None:
-            diff = max(0.0, obj - bound)
-            want_gap = 0.0 if diff <= 1e-9 else diff / max(abs(obj), 1e-9)
-        if (gap is None) != (want_gap is None) or (gap is not None and abs(gap - want_gap) > 1e-9 * max(1.0, want_gap)):
-            v.append(f"solution.json gap {gap} differs from {want_gap} recomputed from the objective and bound")
+        check_bound_and_gap(v, obj, bound, gap)
         if status == "optimal":
             if obj is None or bound is None:
                 v.append("status optimal without an objective and a bound")

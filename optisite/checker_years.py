@@ -19,7 +19,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from .checker import REL, STATUSES, _Checker, _close, _counted_population, _finite, _malformed, _summary_shape
+from .checker import (REL, STATUSES, _Checker, _close, _counted_population, _finite, _malformed, _summary_shape,
+                      check_bound_and_gap)
 from .instance import Instance
 
 HOLD = 2e-6  # relative: the solver's hold on the first objective (1e-6) and the tables' rounding
@@ -145,14 +146,7 @@ def _objective_and_status(S: dict, want: float, v: list[str]) -> None:
     if obj is not None and abs(obj - want) > HOLD * max(1.0, abs(want)) + 1e-5:
         v.append(f"objective {obj} differs from the discounted weighted inhabitant-years without access "
                  f"{want:.3f} recomputed")
-    if bound is not None and obj is not None and bound > obj + REL * max(1.0, abs(obj)) + 1e-6:
-        v.append(f"bound {bound} is above the objective {obj}")
-    want_gap = None
-    if obj is not None and bound is not None:
-        diff = max(0.0, obj - bound)
-        want_gap = 0.0 if diff <= 1e-9 else diff / max(abs(obj), 1e-9)
-    if (gap is None) != (want_gap is None) or (gap is not None and abs(gap - want_gap) > 1e-9 * max(1.0, want_gap)):
-        v.append(f"solution.json gap {gap} differs from {want_gap} recomputed from the objective and bound")
+    check_bound_and_gap(v, obj, bound, gap)
     options = S.get("options") or {}
     if status == "optimal":
         requested = options.get("gap", 1e-4)
