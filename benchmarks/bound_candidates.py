@@ -162,6 +162,19 @@ def relax(m, *, openings: bool) -> None:
             v.domain = pyo.UnitInterval
 
 
+def apply(m, data, method: str, cuts) -> None:
+    """Turn the model as built into candidate ``method`` (the names of
+    ``staffing_bounds.py --methods``): deficit cuts, per-pair links, then a relaxation."""
+    if "deficit" in method:
+        add_deficit_cuts(m, cuts)
+    if method == "lp_pairs":
+        add_pair_links(m, data)
+    if method.startswith("lp"):
+        relax(m, openings=True)
+    if method == "relax_df":
+        relax(m, openings=False)
+
+
 def components(m) -> list[int]:
     """Sizes of the connected components of the zone-source-practice graph (pairs and links)."""
     from scipy.sparse import coo_matrix

@@ -227,16 +227,10 @@ def run_method(inst, method: str, time_limit: float) -> dict:
         row["seconds"] = time.perf_counter() - t0
         return row
     base = built.model.baseline_flows(ctx, data)
-    if method in ("deficit", "lp_deficit"):
-        cuts = bc.deficit_cuts(data, base)
-        bc.add_deficit_cuts(m, cuts)
+    cuts = bc.deficit_cuts(data, base) if "deficit" in method else []
+    if cuts:
         row["note"] = f"{len(cuts)} cut(s), deficits " + ", ".join(f"{c.rhs:,.0f}" for c in cuts[:5])
-    if method == "lp_pairs":
-        bc.add_pair_links(m, data)
-    if method.startswith("lp"):
-        bc.relax(m, openings=True)
-    if method == "relax_df":
-        bc.relax(m, openings=False)
+    bc.apply(m, data, method, cuts)
     start = not method.startswith("lp") and base is not None and status_quo_start(m, data, base)
     t = time.perf_counter()
     st = ctx.solver.lexicographic(m, [Objective("uncovered", m.uncovered)], warm_start=bool(start),

@@ -260,14 +260,7 @@ def test_candidate_bounds_are_below_the_enumerated_optimum(case):
     tol = 1e-6 * max(1.0, unc)
     for method in ("lp", "lp_deficit", "lp_pairs", "relax_df", "deficit"):
         m = built.model.build(data)
-        if "deficit" in method:
-            bc.add_deficit_cuts(m, cuts)
-        if method == "lp_pairs":
-            bc.add_pair_links(m, data)
-        if method.startswith("lp"):
-            bc.relax(m, openings=True)
-        if method == "relax_df":
-            bc.relax(m, openings=False)
+        bc.apply(m, data, method, cuts)
         stage = ctx.solver.lexicographic(m, [Objective("uncovered", m.uncovered)], canonical=False)[0]
         assert stage.status == "optimal", method
         assert stage.bound <= unc + tol, method
