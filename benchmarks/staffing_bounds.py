@@ -152,12 +152,7 @@ def main(argv=None) -> int:
               "reported; gap_vs_plain, plan_vs_plain: ratios to the `plain` row of the same instance (hook off). "
               "load_1min: the machine's load average when the run started (2 cores shared by several "
               "sessions: times and bounds reached are noisy).")
-    report.RESULTS.mkdir(exist_ok=True)
-    csv_path, md_path = report.RESULTS / f"{args.out}.csv", report.RESULTS / f"{args.out}.md"
-    df.to_csv(csv_path, index=False)
-    md_path.write_text(header + "\n\n" + report.markdown(df.astype(object).where(df.notna(), "")) + "\n",
-                       encoding="utf-8")
-    print(f"written: {csv_path} and {md_path}")
+    _write(df, header, args.out)
     return 0
 
 
@@ -278,13 +273,18 @@ def main_methods(args) -> int:
               + "\n\nload_1min: the machine's load average when the method started (2 cores shared by several "
               "sessions: times and bounds reached are noisy).")
     out = args.out or "staffing_bounds_methods"
+    _write(df, header, out)
+    return 0
+
+
+def _write(df: pd.DataFrame, header: str, stem: str) -> None:
+    """The table as results/<stem>.csv (full precision) and .md (empty cells for NaN)."""
     report.RESULTS.mkdir(exist_ok=True)
-    csv_path, md_path = report.RESULTS / f"{out}.csv", report.RESULTS / f"{out}.md"
+    csv_path, md_path = report.RESULTS / f"{stem}.csv", report.RESULTS / f"{stem}.md"
     df.to_csv(csv_path, index=False)
     md_path.write_text(header + "\n\n" + report.markdown(df.astype(object).where(df.notna(), "")) + "\n",
                        encoding="utf-8")
     print(f"written: {csv_path} and {md_path}")
-    return 0
 
 
 if __name__ == "__main__":
