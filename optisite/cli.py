@@ -283,6 +283,16 @@ SOLVE_OPTIONS = [
                  type=click.Choice(["none", "over65_now", "over60_within_5", "yearly_rate"]), default=None,
                  help="Retirement scenario of the GP supply over the years (default over60_within_5; "
                       "models/phasing.md)."),
+    click.option("--robust", "robust_scenarios", metavar="SCENARIOS", default=None,
+                 help="Optimise one staffing plan against these retirement scenarios at once, e.g. "
+                      "over65_now,over60_within_5 (name:weight for the expected case; models/staffing.md, "
+                      "'Robust plans')."),
+    click.option("--robust-mode", type=click.Choice(["worst", "expected"]), default=None,
+                 help="Robust plan: minimise the worst scenario's (default) or the weighted mean "
+                      "inhabitants without access."),
+    click.option("--robust-year", type=click.IntRange(min=0, max=30), default=None,
+                 help="Robust plan: the year each scenario's supply is read in (default 0: the last year "
+                      "of the horizon, horizon_years)."),
     click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
                  help=f"Seconds for the whole solve (default {DEFAULT_TIME_LIMIT:g})."),
     click.option("--gap", type=click.FloatRange(min=0, max=1), default=None,
@@ -305,7 +315,7 @@ def solve_options(f):
 
 def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_limit, gap, threads, seed,
              force_open, force_closed, scenario, sets, verbose=False, horizon_years=None,
-             retirement_scenario=None):
+             retirement_scenario=None, robust_scenarios=None, robust_mode=None, robust_year=None):
     """Instance with overrides applied, and SolveOptions: scenario file < command line
     (the layering lives in :mod:`optisite.scenario`, for notebooks too)."""
     from .errors import InputError
@@ -315,7 +325,8 @@ def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_
     sc = read_scenario(scenario) if scenario is not None else None  # its mistakes before the load
     sets = parse_sets(sets)
     named = {"budget": budget, "coverage_minutes": coverage_minutes, "apl_threshold": apl_threshold,
-             "horizon_years": horizon_years, "retirement_scenario": retirement_scenario}
+             "horizon_years": horizon_years, "retirement_scenario": retirement_scenario,
+             "robust_scenarios": robust_scenarios, "robust_mode": robust_mode, "robust_year": robust_year}
     for key, value in named.items():
         if value is not None and key in sets:
             raise InputError(f"--{key.replace('_', '-')} and --set {key} are both given", column="--set",
@@ -369,6 +380,9 @@ def solve(instance, out, force, quiet, verbose, csv_format, xlsx, **kw):
         click.echo(f"year {y['year']:<7} without access {y['population_uncovered']:,.0f} (doing nothing "
                    f"{y['population_uncovered_before']:,.0f}); cost {y['cost_total']:,.0f} EUR; "
                    f"{len(y['open_sites'])} site(s) open")
+    for k in S.get("scenarios") or []:  # a robust plan: one line a scenario
+        click.echo(f"scenario     {k['scenario']}: without access {k['population_uncovered']:,.0f} (doing nothing "
+                   f"{k['population_uncovered_before']:,.0f}); weighted {k['uncovered']:,.1f}")
     for w in S["warnings"]:
         click.echo(f"warning      {w}")
     click.echo(f"written      {out}")
