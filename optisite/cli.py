@@ -483,14 +483,38 @@ def frontier(instance, budgets, model, out, time_limit, gap, threads, workers, s
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for compare.csv, compare_sites.csv and compare.html.")
 @click.option("--force", is_flag=True, help="Replace an existing comparison in --out.")
-def compare(dirs, out, force):
+@click.option("--scenarios", metavar="SCENARIOS", default=None,
+              help="Also evaluate each plan under these retirement scenarios (e.g. over65_now,over60_within_5; "
+                   "flows re-solved with the plan fixed): compare_scenarios.csv. Needs --instance.")
+@click.option("--instance", "instance_dir", type=INSTANCE, default=None,
+              help="The instance the plans were solved on (for --scenarios).")
+def compare(dirs, out, force, scenarios, instance_dir):
     """Put solution folders DIRS side by side (indicators, differing sites, cost)."""
     from .compare import compare as run_compare
-    from .compare import write_compare
+    from .compare import compare_scenarios, write_compare
+    from .errors import InputError
 
+    if scenarios is not None and instance_dir is None:
+        raise InputError("--scenarios needs the instance the plans were solved on", column="--instance",
+                         fix="add --instance INSTANCE")
     result = run_compare(list(dirs))
+    if scenarios is not None:
+        from .instance import load_instance
+
+        result["scenarios"] = compare_scenarios(list(dirs), load_instance(instance_dir), scenarios.split(","),
+                                                labels=result["labels"])
     write_compare(result, out, force=force)
     for r in result["indicators"].to_dict("records"):
         click.echo(f"{r['scenario']:<24} {r['status']:<10} without access {r['population_uncovered']:>12,.0f}  "
                    f"cost {r['cost_total']:>12,.0f}  sites {r['sites_opened']}")
+    if result.get("scenarios") is not None:  # plan x scenario
+        t = result["scenarios"]
+        names = list(dict.fromkeys(t["scenario"]))
+        click.echo("weighted inhabitants without access, plan under each scenario (doing nothing in brackets):")
+        click.echo(f"{'plan':<24} " + " ".join(f"{n:>26}" for n in names) + f" {'worst':>12} {'expected':>12}")
+        for label, rows in t.groupby("plan", sort=False):
+            by = rows.set_index("scenario")
+            cells = " ".join(f"{by.at[n, 'uncovered']:>12,.0f} ({by.at[n, 'uncovered_before']:>11,.0f})"
+                             for n in names)
+            click.echo(f"{label:<24} {cells} {rows['worst'].iloc[0]:>12,.0f} {rows['expected'].iloc[0]:>12,.0f}")
     click.echo(f"written      {out}")

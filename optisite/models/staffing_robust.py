@@ -105,13 +105,20 @@ def add_objective(m, data: RobustData) -> None:
         m.epigraph = pyo.Constraint(m.K, rule=lambda m, k: m.worst >= m.scenario[k].uncovered)
         m.uncovered = pyo.Expression(expr=m.worst)
     else:
+        # The mean is a variable, as the worst case's epigraph: the objective is one column in both modes.
         w = data.spec.weight()
-        m.uncovered = pyo.Expression(expr=sum(w[k] * m.scenario[k].uncovered for k in m.K))
+        m.mean = pyo.Var(domain=pyo.NonNegativeReals)
+        m.mean_row = pyo.Constraint(expr=m.mean >= sum(w[k] * m.scenario[k].uncovered for k in m.K))
+        m.uncovered = pyo.Expression(expr=m.mean)
 
 
 def _set_worst(m, data: RobustData) -> None:
+    """The objective's variable at the value of the scenarios' flows written in ``m``."""
+    values = [float(pyo.value(m.scenario[k].uncovered)) for k in m.K]
     if data.spec.mode == "worst":
-        m.worst.set_value(max(float(pyo.value(m.scenario[k].uncovered)) for k in m.K), skip_validation=True)
+        m.worst.set_value(max(values), skip_validation=True)
+    else:
+        m.mean.set_value(float(np.dot(data.spec.weights, values)), skip_validation=True)
 
 
 def write_flows(b, data: staffing.StaffingData, flows: pd.DataFrame) -> None:
@@ -157,6 +164,9 @@ def _long(flows: dict) -> pd.DataFrame:
     return pd.concat([f.assign(scenario=k) for k, f in flows.items()], ignore_index=True)
 
 
+PRESOLVE_RULE_OFF = 1 << 9  # see StaffingRobust.highs_options
+
+
 class StaffingRobust(Model):
     """The staffing model against several retirement scenarios: one plan, worst or expected case."""
 
@@ -191,7 +201,11 @@ class StaffingRobust(Model):
         return [Objective("uncovered", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
 
     def highs_options(self, m) -> tuple[dict, str | None]:
-        return staffing.Staffing.highs_options(self, m)
+        """Staffing's, and one HiGHS presolve rule off (bit 9 of ``presolve_rule_off``): with it,
+        HiGHS 1.16 given this model's MIP start reported as optimal a value below the plan's own
+        (6,096.9 for a plan worth 6,168.2, found by enumeration; tests/test_robust.py)."""
+        options, warning = staffing.Staffing.highs_options(self, m)
+        return {**options, "presolve_rule_off": PRESOLVE_RULE_OFF}, warning
 
     def baseline_flows(self, ctx: Context, data: RobustData) -> pd.DataFrame | None:
         return _long({k: staffing.status_quo_flows(ctx, data.per_scenario[k], name=f"existing supply alone, {k}")
@@ -301,3 +315,98 @@ class _View:
 
 
 ROBUST = StaffingRobust()
+
+
+# ---------------------------------------------------------------------------------
+# A fixed plan under each scenario (``optisite compare --scenarios``)
+# ---------------------------------------------------------------------------------
+
+BIG_DAYS = 10**6  # no cap on a fixed plan's days in its evaluation LP (its rows are off)
+
+
+def evaluate(instance, days: pd.DataFrame, fte: pd.Series, names, *, time_limit: float | None = None) -> pd.DataFrame:
+    """A fixed plan (days a week per practice and cabinet, FTE per centre) under each retirement
+    scenario in ``names`` (read in the instance's ``robust_year``): each scenario's flow LP with
+    the plan fixed, as for the plan's own tables. Days a practice promised beyond what the GPs
+    it keeps in a scenario may give are lost, in proportion across its cabinets (``days_lost``).
+    One row per scenario: weighted inhabitants without access with the plan (``uncovered``) and
+    doing nothing (``uncovered_before``), inhabitants of the planning territory without access
+    (``population_uncovered``, ``population_uncovered_before``), ``days_lost``."""
+    from ..deadline import Deadline
+    from ..retirement import year_instance
+    from ..solver import SolveOptions, StageSolver
+
+    inst = instance.with_parameters({"robust_scenarios": ",".join(names), "robust_mode": "worst", "budget": 0})
+    s = rb.spec(inst.parameters)
+    options = SolveOptions(time_limit=time_limit, threads=1)
+    deadline = Deadline(time_limit)
+    ctx = Context(instance=inst, options=options, deadline=deadline, solver=StageSolver(options, deadline))
+    phys = rb.physicians(inst, s)
+    p = inst.parameters
+    sites = inst.sites
+    days = days if days is not None else pd.DataFrame(columns=["practice_id", "site_id", "days_per_week"])
+    fte = (fte if fte is not None else pd.Series(dtype=float)).astype(float)
+    fte = fte[fte > 0]
+    cab_ids = sorted(set(days["site_id"]))
+    cds_ids = sorted(fte.index)
+    rows = []
+    for k in s.names:
+        inst_k = year_instance(inst, phys[k])
+        base = staffing.prepare(inst_k, ctx.pairs, ctx.links, tighten=False)
+        pw = base.presence_weeks
+        give = pd.Series(to_units(give_cap(p, inst_k.practices), p, up=False), index=inst_k.practices.index)
+        d = days.assign(units=days["days_per_week"].astype(float) / pw)
+        out = d.groupby("practice_id")["units"].sum()
+        ratio = np.minimum(1.0, give.reindex(out.index).fillna(0.0) / out.where(out > 0, 1.0))
+        d["kept"] = d["units"] * ratio.reindex(d["practice_id"]).to_numpy()
+        lost = float(((d["units"] - d["kept"]) * pw).sum())
+        plan_data = replace(
+            base,
+            practices=base.practices.assign(give_cap=BIG_DAYS),
+            cabinets=pd.DataFrame({"fixed_cost": sites.loc[cab_ids, "fixed_cost"].astype(float),
+                                   "cost_per_day": sites.loc[cab_ids, "cost_per_day"].astype(float),
+                                   "min_days": 0, "max_days": BIG_DAYS}, index=pd.Index(cab_ids)),
+            centres=pd.DataFrame({"fixed_cost": sites.loc[cds_ids, "fixed_cost"].astype(float),
+                                  "cost_per_fte": sites.loc[cds_ids, "cost_per_fte"].astype(float),
+                                  "min_fte": 0, "max_fte": fte.reindex(cds_ids).round().astype(int)},
+                                 index=pd.Index(cds_ids)),
+            links=d[["practice_id", "site_id"]].assign(minutes=0.0).reset_index(drop=True),
+            flows=ctx.pairs[ctx.pairs["zone_id"].isin(base.zones.index)
+                            & ((ctx.pairs["source_kind"] == "practice")
+                               | ctx.pairs["source_id"].isin(cab_ids + cds_ids))].reset_index(drop=True),
+            force_open=(), force_closed=(), levers=None)
+        values = {}
+        for when, kept in (("after", d), ("before", None)):
+            m = staffing.build(plan_data if kept is not None else replace(
+                plan_data, cabinets=plan_data.cabinets.iloc[:0], centres=plan_data.centres.iloc[:0],
+                links=plan_data.links.iloc[:0],
+                flows=plan_data.flows[plan_data.flows["source_kind"] == "practice"].reset_index(drop=True)))
+            given = {} if kept is None else dict(zip(zip(kept["practice_id"], kept["site_id"]), kept["kept"]))
+            for key, v in m.d.items():
+                v.domain = pyo.NonNegativeReals
+                v.fix(float(given.get(key, 0.0)))
+            for c in m.C:
+                m.y[c].fix(1)
+            for h in m.H:
+                m.f[h].fix(int(round(float(fte[h]))))
+                m.o[h].fix(1)
+            for comp in m.component_objects(pyo.Constraint, descend_into=False):
+                if comp.local_name not in ("cap_cabinet", "cap_centre", "cap_practice", "demand"):
+                    comp.deactivate()
+            stage = ctx.solver.lexicographic(m, [Objective(f"evaluate: {k}, {when}", m.uncovered)],
+                                             canonical=False, watch=False, floor=staffing.FLOW_LP_FLOOR_S)[0]
+            if stage.status != "optimal":
+                from ..errors import InfeasibleError
+
+                raise InfeasibleError(f"the flow LP of scenario '{k}' did not solve ({stage.status})")
+            z = plan_data.zones
+            u = pd.Series({zid: float(m.u[zid].value or 0.0) for zid in m.Z})
+            planning = inst.zones["planning"] == 1 if "planning" in inst.zones.columns \
+                else pd.Series(True, index=inst.zones.index)
+            keep = planning.reindex(u.index).fillna(True).to_numpy(bool)
+            values[when] = (float(pyo.value(m.uncovered)),
+                            float((z.loc[u.index, "population"] * u / z.loc[u.index, "demand"])[keep].sum()))
+        rows.append({"scenario": k, "year": s.year, "uncovered": values["after"][0],
+                     "uncovered_before": values["before"][0], "population_uncovered": values["after"][1],
+                     "population_uncovered_before": values["before"][1], "days_lost": lost})
+    return pd.DataFrame(rows)
