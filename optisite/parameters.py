@@ -264,8 +264,7 @@ class Parameters:
         "off", "scenario names",
         "setting: the retirement scenarios (optisite/retirement.py) one staffing plan must serve "
         "at once, as 'over65_now,over60_within_5' (each optionally name:weight, weights for the "
-        "expected case); 'off': the plan serves the instance's own supply (issue 15: the Cour des "
-        "comptes 2024 ties the médecin traitant shortfall to retirements whose timing is uncertain)",
+        "expected case); 'off': the plan serves the instance's own supply",
         minimum=None,
         check="robust",
     )

@@ -272,3 +272,28 @@ def test_compare_shows_each_plan_under_each_scenario(nievre_robust, tmp_path):
     r = CliRunner().invoke(main, ["compare", str(robust), str(plain), "--out", str(tmp_path / "c2"),
                                   "--scenarios", "over65_now"])
     assert r.exit_code == 2 and "--instance" in r.output
+
+
+@pytest.mark.parametrize("mode", ["worst", "expected"])
+def test_documented_robust_components_exist(mode):
+    """The robust form's table in models/staffing.md names components the build creates."""
+    import re
+
+    import pyomo.environ as pyo
+
+    from optisite.pipeline import build
+
+    lines = (ROOT / "models" / "staffing.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Pyomo (robust form) |"))
+    names = set()
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        names |= set(re.findall(r"`([A-Za-z_]+)`", line.split("|")[1]))
+    m = build(small_robust_instance(0, 60000, robust_mode=mode), SolveOptions(time_limit=30)).pyomo
+    built = {c.local_name for c in m.component_objects((pyo.Var, pyo.Constraint, pyo.Block), descend_into=False)}
+    only = {"worst": {"mean", "mean_row"}, "expected": {"worst", "epigraph"}}[mode]
+    assert names - only <= built, sorted(names - only - built)
+    assert not (only & built)
+    block = {c.local_name for c in m.scenario[m.K.first()].component_objects((pyo.Var, pyo.Constraint))}
+    assert {"x", "u", "cap_cabinet", "cap_centre", "cap_practice", "demand"} <= block
