@@ -154,12 +154,11 @@ def evaluate_plan(instance, sol, scenarios: list[str], *, time_limit: float | No
     """How one plan (a :class:`~optisite.solution.Solution` or a folder) does under each
     retirement scenario: one row per scenario (``staffing_robust.evaluate``)."""
     from .models.staffing_robust import evaluate
-    from .robust import format_scenarios, parse_scenarios
+    from .robust import parse_scenarios
 
     if not isinstance(sol, Solution):
         sol = read_solution(sol)
     names = [n for n, _ in parse_scenarios(",".join(scenarios), file="command line", column="--scenarios")]
-    format_scenarios([(n, 1.0) for n in names])
     days, fte = plan_decisions(sol)
     return evaluate(instance, days, fte, names, time_limit=time_limit)
 

@@ -23,7 +23,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .errors import InputError
@@ -116,13 +115,30 @@ def describe(s: Spec) -> str:
             f"each read in year {s.year} (robust_year; 0 means the last year of the horizon, horizon_years)")
 
 
+_SHARES: dict = {}  # instance data and parameters -> AgeShares (the DREES fit takes seconds; a solve reads it 3 times)
+
+
+def shares_of(instance: Instance):
+    """``retirement.age_shares`` of the instance, computed once for its data and parameters
+    (the robust parameters aside: they do not change the ages)."""
+    from .retirement import age_shares
+
+    params = {k: v for k, v in instance.parameters.to_dict().items() if not k.startswith("robust_")}
+    key = (instance.data_fingerprint, repr(sorted(params.items())))
+    if key not in _SHARES:
+        if len(_SHARES) >= 8:
+            _SHARES.pop(next(iter(_SHARES)))
+        _SHARES[key] = age_shares(instance)
+    return _SHARES[key]
+
+
 def physicians(instance: Instance, s: Spec, shares=None) -> pd.DataFrame:
     """Physicians (FTE) of each practice under each scenario in year ``s.year``: index
     practice_id, one column per scenario (``retirement.retired_share``)."""
-    from .retirement import ROUND, age_shares, retired_share
+    from .retirement import ROUND, retired_share
 
     p = instance.parameters
-    shares = shares or age_shares(instance)
+    shares = shares or shares_of(instance)
     phys = instance.practices["physicians"].astype(float)
     out = {k: (phys * (1.0 - retired_share(shares, k, s.year, p.retirement_rate))).round(ROUND).clip(lower=0.0)
            for k in s.names}

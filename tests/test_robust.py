@@ -297,3 +297,14 @@ def test_documented_robust_components_exist(mode):
     assert not (only & built)
     block = {c.local_name for c in m.scenario[m.K.first()].component_objects((pyo.Var, pyo.Constraint))}
     assert {"x", "u", "cap_cabinet", "cap_centre", "cap_practice", "demand"} <= block
+
+
+@pytest.mark.parametrize("seed,budget", [(0, 60000), (3, 150000)])
+def test_robust_plan_for_today_alone_is_the_staffing_plan(seed, budget):
+    """With the one scenario 'none' (nobody stops), the robust form is the staffing model."""
+    inst = small_robust_instance(seed, budget, robust_scenarios="none")
+    robust = solve(inst, SolveOptions(time_limit=60, gap=0, threads=1))
+    plain = solve(inst.with_parameters({"robust_scenarios": "off"}), SolveOptions(time_limit=60, gap=0, threads=1))
+    assert robust.summary["result"]["scenarios"] and not plain.summary["result"]["scenarios"]
+    assert robust.objective == pytest.approx(plain.objective, rel=1e-6, abs=1e-4)
+    assert robust.summary["cost_total"] == pytest.approx(plain.summary["cost_total"], rel=1e-9, abs=1e-3)

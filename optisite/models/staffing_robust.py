@@ -147,12 +147,12 @@ def write_plan(m, data: RobustData, days: pd.DataFrame, fte: pd.Series) -> None:
 
 
 def evaluate_plan(ctx: Context, data: RobustData, days: pd.DataFrame | None, fte: pd.Series | None,
-                  name: str = "flows") -> dict | None:
+                  name: str = "flows", floor: float | None = None) -> dict | None:
     """Each scenario's best flows for one plan (its LP, ``staffing.plan_flows``): {scenario:
-    flows}, or None when an LP did not finish."""
+    flows}, or None when an LP did not finish (``floor``: seconds past the deadline)."""
     out = {}
     for k in data.spec.names:
-        flows, stages = staffing.plan_flows(ctx, data.per_scenario[k], days, fte, name=f"{name}, {k}")
+        flows, stages = staffing.plan_flows(ctx, data.per_scenario[k], days, fte, name=f"{name}, {k}", floor=floor)
         ctx.extra_stages.extend(s for s in stages if s.status != "optimal")
         if flows is None:
             return None
@@ -288,7 +288,8 @@ class StaffingRobust(Model):
     def polish(self, ctx: Context, data: RobustData, dec: Decisions) -> Decisions:
         """Each scenario's flows re-solved for the plan: in the worst case the search only holds
         the scenarios below the worst one under it, so their own flows may serve more."""
-        flows = evaluate_plan(ctx, data, dec.days, dec.fte, name="polish: flows for the plan")
+        # No floor: the search's own flows are valid, so the polish never runs past the limit.
+        flows = evaluate_plan(ctx, data, dec.days, dec.fte, name="polish: flows for the plan", floor=0.0)
         if flows is not None:
             dec.flows = _long(flows)
         return dec
