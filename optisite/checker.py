@@ -29,8 +29,8 @@ REL = 1e-6  # relative tolerance on continuous quantities (solver feasibility is
 
 ACCESS = ("reach", "flows")
 OBJECTIVES = ("weighted_uncovered", "population_under_apl", "cost_total")
-RESULT_KEYS = ("access", "objective", "capacities", "apl", "full_coverage", "budgeted", "years")
-OPTIONAL_RESULT_KEYS = ("years",)  # absent in folders written before multi-year plans: false
+RESULT_KEYS = ("access", "objective", "capacities", "apl", "full_coverage", "budgeted", "years", "scenarios")
+OPTIONAL_RESULT_KEYS = ("years", "scenarios")  # absent in folders written before these plans: false
 STATUSES = ("optimal", "time_limit", "infeasible", "interrupted", "error")
 
 
@@ -125,7 +125,7 @@ def _result(S: dict) -> dict:
         if r is None:
             raise _malformed(f"no 'result' declaration, and model '{S.get('model')}' is not one "
                              "written before declarations existed", column="result")
-        return {**r, "years": False}
+        return {**r, "years": False, "scenarios": False}
     r = S["result"]
     if not isinstance(r, dict):
         raise _malformed("'result' must be an object", column="result")
@@ -140,15 +140,15 @@ def _result(S: dict) -> dict:
     if r["objective"] not in OBJECTIVES:
         raise _malformed(f"'result.objective' is '{r['objective']}', not one of {', '.join(OBJECTIVES)}",
                          column="result")
-    r = {"years": False, **r}
-    for k in ("capacities", "apl", "full_coverage", "budgeted", "years"):
+    r = {"years": False, "scenarios": False, **r}
+    for k in ("capacities", "apl", "full_coverage", "budgeted", "years", "scenarios"):
         if not isinstance(r[k], bool):
             raise _malformed(f"'result.{k}' must be true or false", column="result")
     return dict(r)
 
 
 ID_COLUMNS = {"site_id", "zone_id", "practice_id", "practice_zone_id", "site_zone_id", "source_id",
-              "main_source_after", "name", "kind", "source_kind"}
+              "main_source_after", "name", "kind", "source_kind", "scenario"}
 # Numeric columns per table: (column, may be empty). Empty means "not computed" (NaN).
 NUMERIC = {
     "sites.csv": [("lon", False), ("lat", False), ("days_per_week", False), ("fte", False), ("capacity", True),
@@ -394,6 +394,10 @@ def check_solution(instance: Instance, sol: Solution, *, raise_on_violation: boo
         from .checker_years import check_years
 
         rec = check_years(instance, S, R, tables, v)
+    elif R["scenarios"]:  # a robust plan: every scenario re-derived (optisite/checker_scenarios.py)
+        from .checker_scenarios import check_scenarios
+
+        rec = check_scenarios(instance, S, R, tables, v)
     else:
         rec = _Checker(instance, S, R, tables, v).run()
     v[:] = [_one_line(x) for x in v]

@@ -283,6 +283,16 @@ SOLVE_OPTIONS = [
                  type=click.Choice(["none", "over65_now", "over60_within_5", "yearly_rate"]), default=None,
                  help="Retirement scenario of the GP supply over the years (default over60_within_5; "
                       "models/phasing.md)."),
+    click.option("--robust", "robust_scenarios", metavar="SCENARIOS", default=None,
+                 help="Optimise one staffing plan against these retirement scenarios at once, e.g. "
+                      "over65_now,over60_within_5 (name:weight for the expected case; models/staffing.md, "
+                      "'Robust plans')."),
+    click.option("--robust-mode", type=click.Choice(["worst", "expected"]), default=None,
+                 help="Robust plan: minimise the worst scenario's (default) or the weighted mean "
+                      "inhabitants without access."),
+    click.option("--robust-year", type=click.IntRange(min=0, max=30), default=None,
+                 help="Robust plan: the year each scenario's supply is read in (default 0: the last year "
+                      "of the horizon, horizon_years)."),
     click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
                  help=f"Seconds for the whole solve (default {DEFAULT_TIME_LIMIT:g})."),
     click.option("--gap", type=click.FloatRange(min=0, max=1), default=None,
@@ -305,7 +315,7 @@ def solve_options(f):
 
 def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_limit, gap, threads, seed,
              force_open, force_closed, scenario, sets, verbose=False, horizon_years=None,
-             retirement_scenario=None):
+             retirement_scenario=None, robust_scenarios=None, robust_mode=None, robust_year=None):
     """Instance with overrides applied, and SolveOptions: scenario file < command line
     (the layering lives in :mod:`optisite.scenario`, for notebooks too)."""
     from .errors import InputError
@@ -315,7 +325,8 @@ def _prepare(instance_dir, model, budget, coverage_minutes, apl_threshold, time_
     sc = read_scenario(scenario) if scenario is not None else None  # its mistakes before the load
     sets = parse_sets(sets)
     named = {"budget": budget, "coverage_minutes": coverage_minutes, "apl_threshold": apl_threshold,
-             "horizon_years": horizon_years, "retirement_scenario": retirement_scenario}
+             "horizon_years": horizon_years, "retirement_scenario": retirement_scenario,
+             "robust_scenarios": robust_scenarios, "robust_mode": robust_mode, "robust_year": robust_year}
     for key, value in named.items():
         if value is not None and key in sets:
             raise InputError(f"--{key.replace('_', '-')} and --set {key} are both given", column="--set",
@@ -369,6 +380,9 @@ def solve(instance, out, force, quiet, verbose, csv_format, xlsx, **kw):
         click.echo(f"year {y['year']:<7} without access {y['population_uncovered']:,.0f} (doing nothing "
                    f"{y['population_uncovered_before']:,.0f}); cost {y['cost_total']:,.0f} EUR; "
                    f"{len(y['open_sites'])} site(s) open")
+    for k in S.get("scenarios") or []:  # a robust plan: one line a scenario
+        click.echo(f"scenario     {k['scenario']}: without access {k['population_uncovered']:,.0f} (doing nothing "
+                   f"{k['population_uncovered_before']:,.0f}); weighted {k['uncovered']:,.1f}")
     for w in S["warnings"]:
         click.echo(f"warning      {w}")
     click.echo(f"written      {out}")
@@ -469,14 +483,38 @@ def frontier(instance, budgets, model, out, time_limit, gap, threads, workers, s
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for compare.csv, compare_sites.csv and compare.html.")
 @click.option("--force", is_flag=True, help="Replace an existing comparison in --out.")
-def compare(dirs, out, force):
+@click.option("--scenarios", metavar="SCENARIOS", default=None,
+              help="Also evaluate each plan under these retirement scenarios (e.g. over65_now,over60_within_5; "
+                   "flows re-solved with the plan fixed): compare_scenarios.csv. Needs --instance.")
+@click.option("--instance", "instance_dir", type=INSTANCE, default=None,
+              help="The instance the plans were solved on (for --scenarios).")
+def compare(dirs, out, force, scenarios, instance_dir):
     """Put solution folders DIRS side by side (indicators, differing sites, cost)."""
     from .compare import compare as run_compare
-    from .compare import write_compare
+    from .compare import compare_scenarios, write_compare
+    from .errors import InputError
 
+    if scenarios is not None and instance_dir is None:
+        raise InputError("--scenarios needs the instance the plans were solved on", column="--instance",
+                         fix="add --instance INSTANCE")
     result = run_compare(list(dirs))
+    if scenarios is not None:
+        from .instance import load_instance
+
+        result["scenarios"] = compare_scenarios(list(dirs), load_instance(instance_dir), scenarios.split(","),
+                                                labels=result["labels"])
     write_compare(result, out, force=force)
     for r in result["indicators"].to_dict("records"):
         click.echo(f"{r['scenario']:<24} {r['status']:<10} without access {r['population_uncovered']:>12,.0f}  "
                    f"cost {r['cost_total']:>12,.0f}  sites {r['sites_opened']}")
+    if result.get("scenarios") is not None:  # plan x scenario
+        t = result["scenarios"]
+        names = list(dict.fromkeys(t["scenario"]))
+        click.echo("weighted inhabitants without access, plan under each scenario (doing nothing in brackets):")
+        click.echo(f"{'plan':<24} " + " ".join(f"{n:>26}" for n in names) + f" {'worst':>12} {'expected':>12}")
+        for label, rows in t.groupby("plan", sort=False):
+            by = rows.set_index("scenario")
+            cells = " ".join(f"{by.at[n, 'uncovered']:>12,.0f} ({by.at[n, 'uncovered_before']:>11,.0f})"
+                             for n in names)
+            click.echo(f"{label:<24} {cells} {rows['worst'].iloc[0]:>12,.0f} {rows['expected'].iloc[0]:>12,.0f}")
     click.echo(f"written      {out}")

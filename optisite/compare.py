@@ -5,7 +5,9 @@ two tables: ``indicators`` (one row per scenario) and ``sites`` (one row per sit
 opened in any scenario, one column per scenario with its days/week or FTE, empty
 when closed). ``write_compare`` writes ``compare.csv``, ``compare_sites.csv`` and
 ``compare.html`` into a folder. Only solution files are read; nothing is
-re-solved.
+re-solved, except under ``scenarios``: :func:`compare_scenarios` evaluates each plan's
+fixed decisions under each retirement scenario (each scenario's flow LP re-solved with
+the plan fixed, ``models/staffing.md`` "Robust plans") into ``compare_scenarios.csv``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .solution import read_solution
+from .solution import Solution, read_solution
 
-COMPARE_FILES = ("compare.csv", "compare_sites.csv", "compare.html")
+COMPARE_FILES = ("compare.csv", "compare_sites.csv", "compare.html", "compare_scenarios.csv")
 INDICATORS = [
     ("model", "model"), ("status", "status"), ("gap", "gap"),
     ("population_total", "population"),
@@ -128,8 +130,53 @@ def write_compare(result: dict, out: str | Path, *, force: bool = False, reads=(
         "compare_sites.csv": result["sites"].to_csv(index=False, lineterminator="\n", float_format="%.10g"),
         "compare.html": html,
     }
+    if result.get("scenarios") is not None:
+        files["compare_scenarios.csv"] = result["scenarios"].to_csv(index=False, lineterminator="\n",
+                                                                    float_format="%.10g")
     reads = list(reads) or list(result["indicators"].get("folder", []))  # the compared folders
     return write_files(Path(out), files, kind="comparison", force=force, reads=reads)
 
 
-__all__ = ["compare", "compare_html", "write_compare"]
+def plan_decisions(sol) -> tuple[pd.DataFrame, pd.Series]:
+    """A single-year plan's days (practice, cabinet, days a week) and FTE (centre -> FTE), from
+    its sites and schedule tables; a multi-year plan is refused (exit 2)."""
+    if "year" in sol.sites.columns or "year" in sol.schedule.columns:
+        raise InputError("a multi-year plan cannot be evaluated under retirement scenarios as one plan",
+                         column="--scenarios", fix="compare single-year plans (staffing, robust or not)")
+    days = sol.schedule[["practice_id", "site_id", "days_per_week"]].astype({"days_per_week": float})
+    s = sol.sites
+    cds = s[s["kind"] == "centre_de_sante"]
+    fte = pd.Series(cds["fte"].astype(float).to_numpy(), index=cds["site_id"].astype(str).to_numpy())
+    return days.reset_index(drop=True), fte[fte > 0]
+
+
+def evaluate_plan(instance, sol, scenarios: list[str], *, time_limit: float | None = None) -> pd.DataFrame:
+    """How one plan (a :class:`~optisite.solution.Solution` or a folder) does under each
+    retirement scenario: one row per scenario (``staffing_robust.evaluate``)."""
+    from .models.staffing_robust import evaluate
+    from .robust import parse_scenarios
+
+    if not isinstance(sol, Solution):
+        sol = read_solution(sol)
+    names = [n for n, _ in parse_scenarios(",".join(scenarios), file="command line", column="--scenarios")]
+    days, fte = plan_decisions(sol)
+    return evaluate(instance, days, fte, names, time_limit=time_limit)
+
+
+def compare_scenarios(folders: list[str | Path], instance, scenarios: list[str], *,
+                      labels: list[str] | None = None) -> pd.DataFrame:
+    """Plan x scenario: each folder's plan evaluated under each scenario, with its worst and
+    (equal weights) expected weighted inhabitants without access over the scenarios."""
+    folders = [Path(f) for f in folders]
+    labels = labels or _labels(folders)
+    rows = []
+    for label, folder in zip(labels, folders):
+        got = evaluate_plan(instance, folder, scenarios)
+        got.insert(0, "plan", label)
+        got["worst"] = float(got["uncovered"].max())
+        got["expected"] = float(got["uncovered"].mean())
+        rows.append(got)
+    return pd.concat(rows, ignore_index=True)
+
+
+__all__ = ["compare", "compare_html", "write_compare", "compare_scenarios", "evaluate_plan", "plan_decisions"]

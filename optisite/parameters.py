@@ -259,6 +259,30 @@ class Parameters:
         "without access and cost; 0: every year counts the same",
         maximum=1.0,
     )
+    # --- robust single-year plans (optisite/robust.py, models/staffing.md "Robust plans") ---
+    robust_scenarios: str = _p(
+        "off", "scenario names",
+        "setting: the retirement scenarios (optisite/retirement.py) one staffing plan must serve "
+        "at once, as 'over65_now,over60_within_5' (each optionally name:weight, weights for the "
+        "expected case); 'off': the plan serves the instance's own supply",
+        minimum=None,
+        check="robust",
+    )
+    robust_mode: str = _p(
+        "worst", "name",
+        "setting: 'worst' minimises the largest weighted uncovered population over the scenarios "
+        "(the absolute robust, min-max, criterion of Kouvelis and Yu 1997, Robust Discrete Optimization, "
+        "not in the shipped sources): no probabilities are needed, and none are published for these "
+        "scenarios; 'expected' minimises their weighted mean",
+        minimum=None,
+        choices=("worst", "expected"),
+    )
+    robust_year: float = _p(
+        0.0, "year",
+        "setting: the year in which each retirement scenario's supply is read for a robust plan; "
+        "0: the last year of the horizon (horizon_years)",
+        maximum=30.0,
+    )
     # --- travel times -----------------------------------------------------------
     detour_factor: float = _p(
         1.3, "ratio",
@@ -435,6 +459,8 @@ def accepted(f: dataclasses.Field) -> str:
     if f.type in ("str", str):
         if meta.get("check") == "envelopes":
             return "none, or funder=EUR items separated by ';' (0 to 1e12 each), or a TOML table"
+        if meta.get("check") == "robust":
+            return "off, or retirement scenario names separated by ',' (each optionally name:weight)"
         return " or ".join(meta["choices"]) if meta.get("choices") else "text"
     lo, hi = meta.get("minimum"), meta.get("maximum")
     return f"{_num(lo)} to {_num(hi)}" if hi is not None else f"at least {_num(lo)}"
@@ -475,6 +501,10 @@ def _coerce(f: dataclasses.Field, raw: Any, file: str, column: str | None = None
             raise InputError("empty value", file=file, column=column, fix="give a name")
         if meta.get("check") == "envelopes":
             return format_envelopes(parse_envelopes(value, file=file, column=column))
+        if meta.get("check") == "robust":
+            from .robust import format_scenarios, parse_scenarios
+
+            return format_scenarios(parse_scenarios(value, file=file, column=column))
         return value
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise InputError(f"'{str(raw)[:40]}' is not a number", file=file, column=column,

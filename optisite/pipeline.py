@@ -68,7 +68,7 @@ def build(instance: Instance, options: SolveOptions | None = None) -> Built:
     """Prepare and build ``options.model`` on ``instance`` without solving (for inspection,
     tests and benchmarks that solve the model their own way)."""
     options = options or SolveOptions()
-    model = registry.get(options.model)
+    model = registry.get(options.model).variant(instance.parameters)
     _check_forced(instance, options)
     deadline = Deadline(options.time_limit)
     ctx = Context(instance=instance, options=options, deadline=deadline, solver=StageSolver(options, deadline))
@@ -85,7 +85,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     gap while HiGHS searches (:class:`~optisite.solver.Progress`). ``started``: the
     ``perf_counter`` reading the time limit counts from (the command's start; default now)."""
     options = options or SolveOptions()
-    model = registry.get(options.model)
+    model = registry.get(options.model).variant(instance.parameters)
     _check_forced(instance, options)
     deadline = Deadline(options.time_limit, start=started)
     ctx = Context(instance=instance, options=options, deadline=deadline,

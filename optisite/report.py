@@ -357,6 +357,12 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
 
         years = years_context(instance, sol, lambda zones: _planning(instance, zones))
         sol = last_year(sol)
+    robust = None
+    if "scenario" in sol.zones.columns:  # a robust plan: each scenario, then its worst scenario
+        from .report_robust import robust_context, worst_scenario
+
+        robust = robust_context(sol)
+        sol = worst_scenario(sol)
     S = sol.summary
     names = _names(instance)
     total = float(S.get("population_total") or 0.0)
@@ -403,6 +409,7 @@ def context(instance: Instance, sol: Solution, *, generated: str | None = None) 
     return {
         "S": S,
         "years": years,
+        "robust": robust,
         "result": result_meaning(S),
         "title": f"optisite plan: {inst.get('name', instance.name)}",
         "generated": generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

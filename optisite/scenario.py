@@ -38,6 +38,9 @@ OPTION_FLAGS = {"model": "--model", "time_limit": "--time-limit", "gap": "--gap"
 # The Cour des comptes' levers (optisite/levers.py): parameters, so a scenario sets them under
 # [parameters] like any other; listed here for the documentation's own table (models/scenarios.md).
 LEVERS = ("zonage_restrict", "max_new_salaried_fte", "funder_envelopes", "presence_unit")
+# A robust plan (optisite/robust.py): parameters too, mirrored by --robust, --robust-mode and
+# --robust-year; robust_scenarios is checked when read (known scenario names, weights >= 0).
+ROBUST = ("robust_scenarios", "robust_mode", "robust_year")
 TIME_LIMIT_RANGE = (0.1, 1e7)  # seconds: at least what a model build needs, at most about 115 days
 GAP_RANGE = (0.0, 1.0)  # relative MIP gap, a fraction
 THREADS_RANGE = (1, 1024)
@@ -364,4 +367,5 @@ def apply(instance, scenario: Scenario | None = None, overrides: Mapping[str, An
 
 def documented_keys() -> dict[str, tuple[str, ...]]:
     """The keys a scenario accepts, by table (what ``models/scenarios.md`` must list)."""
-    return {"top": TOP_KEYS, "options": OPTION_KEYS, "parameters": tuple(Parameters.names()), "levers": LEVERS}
+    return {"top": TOP_KEYS, "options": OPTION_KEYS, "parameters": tuple(Parameters.names()), "levers": LEVERS,
+            "robust": ROBUST}

@@ -101,6 +101,10 @@ def derive(instance: Instance, result, decisions: dict, *, pairs: pd.DataFrame,
         from .years import derive_years
 
         return derive_years(instance, result, decisions, pairs=pairs, before_flows=before_flows)
+    if getattr(result, "scenarios", False):  # a robust plan: one block per scenario (optisite/robust.py)
+        from .robust import derive_scenarios
+
+        return derive_scenarios(instance, result, decisions, pairs=pairs, before_flows=before_flows)
     caps = capacities(instance.parameters)
     W = instance.parameters.working_weeks
     sites = instance.sites
@@ -197,6 +201,10 @@ def plan_objective(result, instance: Instance, tables: dict[str, pd.DataFrame], 
     """The value of the objective ``result.objective`` for the plan in ``tables`` (or for the
     existing supply alone, ``before``), computed from the tables."""
     z = tables["zones"]
+    if "scenario" in z.columns and result.objective == "weighted_uncovered":  # a robust plan
+        from .robust import plan_objective as robust_objective
+
+        return robust_objective(instance, z, before=before)
     if "year" in z.columns and result.objective == "weighted_uncovered":  # a multi-year plan
         from .years import weighted_uncovered
 
@@ -224,6 +232,10 @@ def headline(instance: Instance, tables: dict[str, pd.DataFrame]) -> dict[str, A
         from .years import headline_years
 
         return headline_years(instance, tables)
+    if "scenario" in tables["zones"].columns:  # a robust plan: the worst scenario, and every scenario
+        from .robust import headline_scenarios
+
+        return headline_scenarios(instance, tables)
     p = instance.parameters
     z, s = tables["zones"], tables["sites"]
     z = z[planning_zones(instance).reindex(z["zone_id"]).fillna(True).to_numpy(bool)]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
-OPTIONAL = ("apl", "check", "years")  # present only when computed
+OPTIONAL = ("apl", "check", "years", "scenarios", "robust")  # present only when computed
 
 
 @dataclass
@@ -51,6 +51,8 @@ class Summary(Mapping):
     apl: dict[str, Any] | None = None
     check: dict[str, Any] | None = None
     years: list[dict[str, Any]] | None = None  # a multi-year plan: each year's figures (result.years)
+    scenarios: list[dict[str, Any]] | None = None  # a robust plan: each scenario's figures (result.scenarios)
+    robust: dict[str, Any] | None = None  # a robust plan: mode, year, worst and expected values
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.keys()}

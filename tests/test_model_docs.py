@@ -58,7 +58,7 @@ BUILD_ON = ("tiny",)
 # `result` lands with the lead's typed solution contract (issue 13): remove it then (the
 # test below fails as soon as the key is written, as a reminder).
 KNOWN_PENDING: set[str] = set()
-RESULT_KEYS = {"access", "objective", "capacities", "apl", "full_coverage", "budgeted", "years"}
+RESULT_KEYS = {"access", "objective", "capacities", "apl", "full_coverage", "budgeted", "years", "scenarios"}
 
 COMPONENT_HEADER = "| Pyomo | symbol | meaning | data |"
 KEY_HEADER = "| key | type | meaning |"
@@ -201,6 +201,12 @@ def written(tmp_path_factory) -> dict[str, dict]:
                                       "--threads", "1", "--out", str(folder), "--quiet"])
         assert r.exit_code == 0, f"{model}: {r.output}"
         out[model] = json.loads((folder / "solution.json").read_text(encoding="utf-8"))
+    # The staffing model's robust form (models/staffing.md, "Robust plans") writes its own blocks.
+    folder = tmp_path_factory.mktemp("docs") / "staffing-robust"
+    r = CliRunner().invoke(main, ["solve", str(INSTANCES / "tiny"), "--robust", "over65_now,none", "--time-limit", "20",
+                                  "--threads", "1", "--out", str(folder), "--quiet"])
+    assert r.exit_code == 0, f"staffing --robust: {r.output}"
+    out["staffing-robust"] = json.loads((folder / "solution.json").read_text(encoding="utf-8"))
     return out
 
 
@@ -208,7 +214,7 @@ def test_pending_keys_are_documented():
     assert KNOWN_PENDING <= set(doc_solution_keys())
 
 
-@pytest.mark.parametrize("model", list(BUILD))
+@pytest.mark.parametrize("model", list(BUILD) + ["staffing-robust"])
 def test_solution_json_keys_match_outputs_md(model, written):
     doc = doc_solution_keys()
     keys = set(written[model])

@@ -47,6 +47,9 @@ class ResultMeaning:
     * ``budgeted``: the plan's cost must stay within the budget.
     * ``years``: a multi-year plan: the tables are long (a ``year`` column), ``solution.json``
       has a ``years`` block, and the checker re-derives every year (``optisite/checker_years.py``).
+    * ``scenarios``: a robust plan (one plan, several retirement scenarios): practices, assignment
+      and zones are long (a ``scenario`` column), ``solution.json`` has ``scenarios`` and ``robust``
+      blocks, and the checker re-derives every scenario (``optisite/checker_scenarios.py``).
     """
 
     access: str
@@ -56,6 +59,7 @@ class ResultMeaning:
     full_coverage: bool = False
     budgeted: bool = True
     years: bool = False
+    scenarios: bool = False
 
     def __post_init__(self):
         if self.access not in ACCESS_RULES or self.objective not in OBJECTIVES:
@@ -224,6 +228,16 @@ class Model:
         if summary.get("status") == "optimal":
             return Finish()  # the proven optimum: the solver's value, exact to its tolerances
         return Finish(objective=plan_objective(self.result, ctx.instance, tables, summary.get("apl")))
+
+    def variant(self, parameters) -> "Model":
+        """The model object that solves with these parameters: itself, or a form of it the
+        parameters ask for (the staffing model's robust form when ``robust_scenarios`` names
+        scenarios). A model without a robust form refuses robust scenarios (exit 2)."""
+        if getattr(parameters, "robust_scenarios", "off") != "off":
+            raise InputError(f"the {self.name} model has no robust form (robust_scenarios "
+                             f"'{parameters.robust_scenarios}')", column="--robust",
+                             fix="use --model staffing with --robust, or leave robust_scenarios off")
+        return self
 
     def __repr__(self) -> str:
         return f"<model {self.name}: {self.title}>"

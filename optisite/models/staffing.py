@@ -205,16 +205,31 @@ def add_sets(m, data: StaffingData) -> None:
 
 
 def add_variables(m, data: StaffingData) -> None:
+    add_plan_variables(m, data)
+    add_flow_variables(m, data, m)
+    fix_forced(m, data)
+
+
+def add_plan_variables(m, data: StaffingData) -> None:
+    """The plan's decisions: days ``d``, cabinet openings ``y``, FTE ``f``, centre openings ``o``."""
     give = data.practices["give_cap"].to_dict()
     maxd = data.cabinets["max_days"].to_dict()
     maxf = data.centres["max_fte"].to_dict()
-    dem = data.zones["demand"].to_dict()
     m.d = pyo.Var(m.A, domain=pyo.NonNegativeIntegers, bounds=lambda m, p, c: (0, min(give[p], maxd[c])))
     m.y = pyo.Var(m.C, domain=pyo.Binary)
     m.f = pyo.Var(m.H, domain=pyo.NonNegativeIntegers, bounds=lambda m, h: (0, maxf[h]))
     m.o = pyo.Var(m.H, domain=pyo.Binary)
-    m.x = pyo.Var(m.X, domain=pyo.NonNegativeReals)
-    m.u = pyo.Var(m.Z, bounds=lambda m, z: (0, dem[z]))
+
+
+def add_flow_variables(b, data: StaffingData, plan) -> None:
+    """Demand flows ``x`` and unmet demand ``u`` on block ``b`` (the sets are ``plan``'s):
+    the model's own, or one scenario's block of the robust model (``staffing_robust.py``)."""
+    dem = data.zones["demand"].to_dict()
+    b.x = pyo.Var(plan.X, domain=pyo.NonNegativeReals)
+    b.u = pyo.Var(plan.Z, bounds=lambda _b, z: (0, dem[z]))
+
+
+def fix_forced(m, data: StaffingData) -> None:
     for s in data.force_open:
         if s in m.C:
             m.y[s].fix(1)
@@ -223,37 +238,54 @@ def add_variables(m, data: StaffingData) -> None:
 
 
 def add_constraints(m, data: StaffingData) -> None:
+    add_plan_rows(m, data)
+    add_flow_rows(m, data, m)
+    add_cost_rows(m, data)
+
+
+def _days_out(m, p):
+    return sum(m.d[p, c] for c in m._days_from.get(p, ()))
+
+
+def _days_in(m, c):
+    return sum(m.d[p, c] for p in m._days_to.get(c, ()))
+
+
+def add_plan_rows(m, data: StaffingData) -> None:
+    """Days a practice may give, minimum and maximum presence, FTE bounds."""
     give = data.practices["give_cap"].to_dict()
-    cap = data.practices["capacity"].to_dict()
     mind, maxd = data.cabinets["min_days"].to_dict(), data.cabinets["max_days"].to_dict()
     minf, maxf = data.centres["min_fte"].to_dict(), data.centres["max_fte"].to_dict()
-    dem = data.zones["demand"].to_dict()
-    kd, kf = data.per_day, data.per_fte
-    out_, in_ = m._days_from, m._days_to
-    to_, from_ = m._flows_to, m._flows_from
-
-    def days_out(m, p):
-        return sum(m.d[p, c] for c in out_.get(p, ()))
-
-    def days_in(m, c):
-        return sum(m.d[p, c] for p in in_.get(c, ()))
-
-    def served(m, s):
-        return sum(m.x[z, s] for z in to_.get(s, ()))
-
-    m.give = pyo.Constraint([p for p in m.P if p in out_], rule=lambda m, p: days_out(m, p) <= give[p])
-    m.open_min = pyo.Constraint(m.C, rule=lambda m, c: days_in(m, c) >= max(mind[c], 1) * m.y[c])
-    m.open_max = pyo.Constraint(m.C, rule=lambda m, c: days_in(m, c) <= maxd[c] * m.y[c])
+    out_ = m._days_from
+    m.give = pyo.Constraint([p for p in m.P if p in out_], rule=lambda m, p: _days_out(m, p) <= give[p])
+    m.open_min = pyo.Constraint(m.C, rule=lambda m, c: _days_in(m, c) >= max(mind[c], 1) * m.y[c])
+    m.open_max = pyo.Constraint(m.C, rule=lambda m, c: _days_in(m, c) <= maxd[c] * m.y[c])
     m.fte_min = pyo.Constraint(m.H, rule=lambda m, h: m.f[h] >= max(minf[h], 1) * m.o[h])
     m.fte_max = pyo.Constraint(m.H, rule=lambda m, h: m.f[h] <= maxf[h] * m.o[h])
-    m.cap_cabinet = pyo.Constraint(m.C, rule=lambda m, c: served(m, c) <= kd * days_in(m, c))
-    m.cap_centre = pyo.Constraint(m.H, rule=lambda m, h: served(m, h) <= kf * m.f[h])
-    m.cap_practice = pyo.Constraint(
-        [p for p in m.P if p in to_],
-        rule=lambda m, p: served(m, p) + kd * days_out(m, p) <= cap[p])
-    m.demand = pyo.Constraint(
-        m.Z, rule=lambda m, z: sum(m.x[z, s] for s in from_.get(z, ())) + m.u[z] == dem[z])
 
+
+def add_flow_rows(b, data: StaffingData, plan) -> None:
+    """Capacities and demand on block ``b``'s flows ``x``, ``u``, with the days and FTE of
+    ``plan`` (the model itself, or the robust model's shared plan) and ``data``'s practices."""
+    cap = data.practices["capacity"].to_dict()
+    dem = data.zones["demand"].to_dict()
+    kd, kf = data.per_day, data.per_fte
+    to_, from_ = plan._flows_to, plan._flows_from
+
+    def served(b, s):
+        return sum(b.x[z, s] for z in to_.get(s, ()))
+
+    b.cap_cabinet = pyo.Constraint(plan.C, rule=lambda b, c: served(b, c) <= kd * _days_in(plan, c))
+    b.cap_centre = pyo.Constraint(plan.H, rule=lambda b, h: served(b, h) <= kf * plan.f[h])
+    b.cap_practice = pyo.Constraint(
+        [p for p in plan.P if p in to_],
+        rule=lambda b, p: served(b, p) + kd * _days_out(plan, p) <= cap[p])
+    b.demand = pyo.Constraint(
+        plan.Z, rule=lambda b, z: sum(b.x[z, s] for s in from_.get(z, ())) + b.u[z] == dem[z])
+
+
+def add_cost_rows(m, data: StaffingData) -> None:
+    """The cost expressions, the Cour's levers and the budget row."""
     cab, cds = data.cabinets, data.centres
     W = data.weeks
     fixed_c, per_day_c = cab["fixed_cost"].to_dict(), cab["cost_per_day"].to_dict()
@@ -273,9 +305,11 @@ def add_constraints(m, data: StaffingData) -> None:
         + sum((per_fte_h[h] / s) * m.f[h] for h in m.H)) <= data.budget / s)
 
 
-def add_objectives(m, data: StaffingData) -> None:
+def add_objectives(m, data: StaffingData, plan=None) -> None:
+    """``uncovered``: weighted unmet demand of block ``m`` (its flows; sets of ``plan``, default ``m``)."""
     pen = data.zones["penalty"].to_dict()
-    m.uncovered = pyo.Expression(expr=sum(pen[z] * m.u[z] for z in m.Z))
+    plan = m if plan is None else plan
+    m.uncovered = pyo.Expression(expr=sum(pen[z] * m.u[z] for z in plan.Z))
 
 
 def decisions(m, data: StaffingData) -> Decisions:
@@ -416,6 +450,14 @@ class Staffing(Model):
     objective_unit = "weighted inhabitants without access"
     result = ResultMeaning(access="flows", objective="weighted_uncovered", capacities=True, apl=True)
     document = "models/staffing.md"
+
+    def variant(self, parameters) -> Model:
+        """The robust form (``staffing_robust.py``) when ``robust_scenarios`` names scenarios."""
+        if parameters.robust_scenarios != "off":
+            from .staffing_robust import ROBUST
+
+            return ROBUST
+        return self
 
     def prepare(self, ctx: Context) -> StaffingData:
         o = ctx.options
