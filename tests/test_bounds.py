@@ -287,3 +287,71 @@ def test_deficit_cuts_hold_on_the_zone_sets_left_short():
             assert all(0 < v <= cut.rhs + 1e-9 for v in cut.coefficients.values())
             assert set(cut.coefficients) <= near
     assert found > 0
+
+
+# ---------------------------------------------------------------------------------
+# The Lagrangian of the capacity rows (optisite/models/staffing_bound.py)
+# ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES + [("tiny", None)])
+def test_lagrangian_bound_lies_between_the_lp_and_the_enumerated_optimum(case):
+    from optisite.models import staffing_bound as sb
+
+    inst = _staffing_case(case)
+    unc, _cost = brute_force_staffing(inst)
+    data = pipeline.build(inst, SolveOptions(model="staffing", threads=1)).data
+    tol = 1e-6 * max(1.0, unc)
+    for caps in (False, True):
+        got = sb.lagrangian_bound(data, time_limit=60, caps=caps)
+        assert got.bound <= unc + tol
+        assert got.bound >= got.lp - tol  # priced first at the LP's multipliers
+        assert got.bound >= got.master - 1e-6 * max(1.0, got.master)  # the dual was solved
+
+
+@pytest.mark.parametrize("case", CASES + [("tiny", None)])
+def test_budget_caps_keep_every_plan_and_the_optimum(case):
+    """The caps only cut staffing no plan within the budget can hold: the model built
+    with them has the enumerated optimum."""
+    from optisite.models import staffing, staffing_bound as sb
+    from optisite.models.base import Objective
+
+    inst = _staffing_case(case)
+    unc, _cost = brute_force_staffing(inst)
+    built = pipeline.build(inst, SolveOptions(model="staffing", time_limit=60, gap=0, threads=1))
+    data = sb.with_budget_caps(built.data)
+    days, fte = sb.budget_caps(built.data)
+    assert (days <= built.data.cabinets["max_days"]).all() and (fte <= built.data.centres["max_fte"]).all()
+    m = staffing.build(data)
+    stage = built.context.solver.lexicographic(m, [Objective("uncovered", m.uncovered)], canonical=False)[0]
+    assert stage.objective == pytest.approx(unc, rel=1e-6, abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_knapsack_dp_is_a_relaxation_of_the_staffing_block(seed):
+    """The dynamic programme's maximum is at least the staffing block's (give rows kept,
+    solved by HiGHS), and the plan it returns fits the budget and earns that maximum."""
+    import highspy
+    import numpy as np
+
+    from optisite.models import staffing_bound as sb
+
+    data = pipeline.build(small_staffing_instance(seed, 120000), SolveOptions(model="staffing")).data
+    a = sb.Arrays.of(data)
+    rng = np.random.default_rng(seed)
+    day, fte = rng.normal(0, 1000, a.n_d), rng.normal(500, 1000, a.n_h)
+    top, v = sb.Knapsack(a).solve(day, fte)
+    h = sb._highs()
+    h.passModel(a.staffing_lp(integer=True))
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    cost = np.zeros(a.n_d + a.n_c + 2 * a.n_h)
+    cost[:a.n_d], cost[a.n_d + a.n_c:a.n_d + a.n_c + a.n_h] = day, fte
+    h.changeColsCost(len(cost), np.arange(len(cost), dtype=np.int32), cost)
+    h.run()
+    assert top >= h.getInfo().objective_function_value - 1e-6
+    assert float(cost @ v) == pytest.approx(top)
+    W = data.weeks
+    spend = (W * data.cabinets["cost_per_day"].to_numpy()[a.links[:, 1]] @ v[:a.n_d]
+             + data.cabinets["fixed_cost"].to_numpy() @ v[a.n_d:a.n_d + a.n_c]
+             + data.centres["cost_per_fte"].to_numpy() @ v[a.n_d + a.n_c:a.n_d + a.n_c + a.n_h]
+             + data.centres["fixed_cost"].to_numpy() @ v[a.n_d + a.n_c + a.n_h:])
+    assert spend <= data.budget + 1e-6
