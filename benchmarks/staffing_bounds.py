@@ -113,6 +113,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="results file stem (default staffing_bounds[_methods])")
     ap.add_argument("--model", default="staffing", choices=["staffing", "apl"], help="--variants mode only")
     ap.add_argument("--budget", type=float, default=None, help="override the instances' budget (EUR/year)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an instance parameter (repeatable), e.g. consultations_per_inhabitant=4.5")
     ap.add_argument("--methods", default=None, help="candidate methods, comma-separated: " + ", ".join(METHODS))
     args = ap.parse_args(argv)
     if args.methods:
@@ -167,6 +169,15 @@ METHODS = {
     "lp": "LP relaxation (days, FTE continuous; openings in [0, 1])",
     "lp_deficit": "LP relaxation plus the deficit cuts",
     "lp_pairs": "LP relaxation plus per-pair links d_pc <= min(G_p, M_c) y_c",
+    "lp_levels_all": "LP of the capacity-level reformulation (one binary per site and level), every level kept",
+    "lp_levels": "LP of the capacity-level reformulation, the levels a plan within the budget cannot hold left out",
+    "levels": "HiGHS on the model plus the capacity levels (budget-pruned), from the status-quo start",
+    "lagrange": "Lagrangian of the capacity (and give) rows: budget knapsack over site levels by DP, "
+                "Dantzig-Wolfe multipliers from the LP's prices (optisite/models/staffing_bound.py)",
+    "covers": "cut rounds: extended covers of the openings' budget knapsack (minimum costs) added to the LP "
+              "until none is violated, then HiGHS on the model with them for the time left",
+    "openings": "openings first: master with days and FTE continuous, each pattern's integer staffing solved, "
+                "no-good cuts; bound min(master, patterns' bounds)",
     "components": "independent components of the zone-source-practice graph (no solve: their count)",
     "apl_lp_plain": "apl model: LP relaxation with the links as they were (C_i in the row)",
     "apl_lp": "apl model: LP relaxation with the links as shipped (loss floor L_i, capped coefficients)",
@@ -222,6 +233,12 @@ def run_method(inst, method: str, time_limit: float) -> dict:
         row["seconds"] = time.perf_counter() - t0
         return row
     base = built.model.baseline_flows(ctx, data)
+    if method in bc.ITERATIVE:
+        t = time.perf_counter()
+        got = bc.ITERATIVE[method](built, time_limit,
+                                   lambda model: base is not None and status_quo_start(model, data, base))
+        row.update({k: (math.nan if v is None else v) for k, v in got.items()}, seconds=time.perf_counter() - t)
+        return row
     cuts = bc.deficit_cuts(data, base) if "deficit" in method else []
     if cuts:
         row["note"] = f"{len(cuts)} cut(s), deficits " + ", ".join(f"{c.rhs:,.0f}" for c in cuts[:5])
@@ -235,11 +252,20 @@ def run_method(inst, method: str, time_limit: float) -> dict:
     return row
 
 
+def _overrides(args) -> dict | None:
+    """--budget and --set as parameter overrides (None when there are none)."""
+    out = {} if args.budget is None else {"budget": args.budget}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        out[name.strip()] = float(value)
+    return out or None
+
+
 def main_methods(args) -> int:
     methods = args.methods.split(",")
     rows = []
     for folder in args.instances:
-        inst = load_instance(folder, overrides=None if args.budget is None else {"budget": args.budget})
+        inst = load_instance(folder, overrides=_overrides(args))
         found = {}
         for method in methods:
             r = run_method(inst, method, args.time_limit)
@@ -262,7 +288,8 @@ def main_methods(args) -> int:
     for c in ("seconds", "load_1min", "gap_vs_plain_plan_pct"):
         df[c] = df[c].round(2)
     df["bound_vs_plain"] = df["bound_vs_plain"].round(3)
-    budget = f" --budget {args.budget:g}" if args.budget is not None else ""
+    budget = (f" --budget {args.budget:g}" if args.budget is not None else "") + "".join(
+        f" --set {item}" for item in args.set)
     header = ("# Staffing: candidate bound methods one by one\n\n`python benchmarks/staffing_bounds.py "
               f"{' '.join(args.instances)} --methods {args.methods} --time-limit {args.time_limit:g}{budget}`: "
               "each method on a freshly built staffing model (weighted people without access), one HiGHS "

@@ -258,14 +258,26 @@ def test_candidate_bounds_are_below_the_enumerated_optimum(case):
     data, ctx = built.data, built.context
     cuts = bc.deficit_cuts(data, built.model.baseline_flows(ctx, data))
     tol = 1e-6 * max(1.0, unc)
-    for method in ("lp", "lp_deficit", "lp_pairs", "relax_df", "deficit"):
+    for method in ("lp", "lp_deficit", "lp_pairs", "relax_df", "deficit", "lp_levels_all", "lp_levels", "levels"):
         m = built.model.build(data)
         bc.apply(m, data, method, cuts)
         stage = ctx.solver.lexicographic(m, [Objective("uncovered", m.uncovered)], canonical=False)[0]
         assert stage.status == "optimal", method
         assert stage.bound <= unc + tol, method
-        if method == "deficit":
+        if method in ("deficit", "levels"):
             assert stage.objective == pytest.approx(unc, rel=1e-6, abs=1e-4)
+    base = built.model.baseline_flows(ctx, data)
+    for method, run in bc.ITERATIVE.items():
+        got = run(built, 60, lambda m: base is not None and status_quo_on(m, data, base))
+        assert got["bound"] <= unc + tol, method
+        if method != "lagrange":  # the others end with plans; the Lagrangian's objective is its master's
+            assert got["objective"] == pytest.approx(unc, rel=1e-6, abs=1e-4), method
+
+
+def status_quo_on(m, data, base):
+    from optisite.models.staffing import status_quo_start
+
+    return status_quo_start(m, data, base)
 
 
 def test_deficit_cuts_hold_on_the_zone_sets_left_short():
