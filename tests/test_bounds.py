@@ -11,6 +11,7 @@ from optisite import load_instance
 from optisite import pipeline
 from optisite.models.base import Model
 from optisite.models.staffing import RELAXATION_METHOD, relaxation_bound
+from optisite.models.staffing_bound import LAGRANGIAN_METHOD
 from optisite.pipeline import HIGHS_BOUND, SolveOptions, solve
 from optisite.solver import StageResult, StageSolver
 
@@ -109,14 +110,40 @@ def test_solve_reports_the_relaxation_bound_and_the_checker_accepts_it(monkeypat
     sol = solve(inst, SolveOptions(model="staffing", time_limit=60, threads=1))
     S = sol.summary
     first = S["solver"]["stages"][0]
-    assert S["bound_method"] == RELAXATION_METHOD
+    # The Lagrangian comes first and proves tiny's plan, so the relaxation is not run.
+    assert S["bound_method"] == LAGRANGIAN_METHOD
     assert first["extra"]["highs_bound"] < S["bound"] <= S["objective"] + 1e-6
+    assert S["bound"] == pytest.approx(S["objective"], rel=1e-6)
     assert S["bound"] == first["bound"]
-    assert any(s["name"].startswith("bound:") for s in S["solver"]["stages"])
+    names = [s["name"] for s in S["solver"]["stages"]]
+    assert "bound: Lagrangian of the capacity rows" in names and not any("continuous" in n for n in names)
     assert S["check"]["ok"], S["check"]["violations"]
     out = sol.write(tmp_path / "out")
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert "How the bound was proven: relaxation" in html
+    assert "How the bound was proven: a Lagrangian relaxation" in html
+
+
+def test_relaxation_runs_when_the_lagrangian_leaves_a_gap(monkeypatch):
+    """When the Lagrangian does not prove the plan, the relaxation runs and the better
+    of the two is reported with its method."""
+    from optisite.models import staffing_bound
+
+    real = staffing_bound.lagrangian_stage
+
+    def weak(ctx, data):
+        stage = real(ctx, data)
+        stage.bound = 0.5 * stage.bound  # still valid, below the relaxation's
+        return stage
+
+    monkeypatch.setattr(staffing_bound, "lagrangian_stage", weak)
+    built = pipeline.build(load_instance("instances/tiny"), SolveOptions(model="staffing", time_limit=60, threads=1))
+    ctx, m = built.context, built.pyomo
+    st = ctx.solver.lexicographic(m, built.model.objectives(m)[:1], canonical=False)
+    got = built.model.bound(ctx, built.data, m, st)
+    lag, relaxed = ctx.extra_stages[-2:]
+    assert got == (relaxed.bound, RELAXATION_METHOD) and lag.bound < relaxed.bound <= st[0].objective + 1e-6
+    assert [s.name for s in ctx.extra_stages][-2:] == ["bound: Lagrangian of the capacity rows",
+                                                       "bound: days and FTE continuous"]
 
 
 @pytest.mark.parametrize("limit,kept", [(60, False), (400, True)])

@@ -506,15 +506,23 @@ class Staffing(Model):
     bound_share_from_s = 150.0
 
     def bound(self, ctx: Context, data: StaffingData, m, stages: list) -> tuple[float, str] | None:
-        """The days-and-FTE-continuous relaxation (issue 18): where HiGHS's bound on the
-        model as built stalls on branching over days, this one closes the openings' share."""
+        """The Lagrangian of the capacity rows (``staffing_bound``), then, unless it proved
+        the plan, the days-and-FTE-continuous relaxation (issue 18): the better bound."""
+        from .staffing_bound import LAGRANGIAN_METHOD, lagrangian_stage
+
+        lag, best = lagrangian_stage(ctx, data), None  # first: seconds where the relaxation takes minutes
+        if lag is not None:
+            ctx.extra_stages.append(lag)
+            best = (float(lag.bound), LAGRANGIAN_METHOD)
         left = ctx.deadline.left()
-        if left is not None and left < BOUND_MIN_S:
-            return None
+        plan = stages[0].objective if stages else None
+        closed = best and plan is not None and best[0] >= plan - ctx.options.gap * max(1.0, abs(plan))
+        if closed or (left is not None and left < BOUND_MIN_S):
+            return best
         stage = relaxation_bound(ctx, m)
         ctx.extra_stages.append(stage)
-        if stage.bound is None or not np.isfinite(stage.bound):
-            return None
+        if stage.bound is None or not np.isfinite(stage.bound) or (best and best[0] >= stage.bound):
+            return best
         return float(stage.bound), RELAXATION_METHOD
 
     def polish(self, ctx: Context, data: StaffingData, dec: Decisions) -> Decisions:

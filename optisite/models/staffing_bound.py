@@ -474,3 +474,23 @@ def lagrangian_bound(data, *, time_limit: float = 60.0, alpha: float = 0.5, caps
 def _levers_on(lv) -> bool:
     """True when a lever adds rows to the model (zonage exclusions, an FTE limit, envelopes)."""
     return bool(lv.excluded) or lv.max_new_fte is not None or bool(lv.envelopes)
+
+
+LAGRANGIAN_METHOD = ("a Lagrangian relaxation (the capacity rows priced, the budget shared out exactly "
+                     "between the sites' staffing levels, multipliers from a Dantzig-Wolfe master)")
+
+
+def lagrangian_stage(ctx, data):
+    """The Lagrangian bound as a pipeline stage within the time left (None when the levers
+    add rows it does not model, or when less than a second is left)."""
+    from ..solver import StageResult
+
+    left = ctx.deadline.left()
+    if (data.levers is not None and _levers_on(data.levers)) or (left is not None and left < 1.0):
+        return None
+    t = time.perf_counter()
+    r = lagrangian_bound(data, time_limit=600.0 if left is None else left)
+    solved = r.bound >= r.master - 1e-7 * max(1.0, abs(r.master))
+    return StageResult(name="bound: Lagrangian of the capacity rows", status="optimal" if solved else "time_limit",
+                       bound=r.bound, seconds=time.perf_counter() - t,
+                       extra={"lp": r.lp, "master_rounds": r.iterations, "master": r.master})
