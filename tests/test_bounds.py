@@ -4,6 +4,8 @@ with the method that proved it."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import pyomo.environ as pyo
 
@@ -394,3 +396,19 @@ def test_knapsack_dp_is_a_relaxation_of_the_staffing_block(seed):
              + data.centres["cost_per_fte"].to_numpy() @ v[a.n_d + a.n_c:a.n_d + a.n_c + a.n_h]
              + data.centres["fixed_cost"].to_numpy() @ v[a.n_d + a.n_c + a.n_h:])
     assert spend <= data.budget + 1e-6
+
+
+@pytest.mark.parametrize("seed,budget", [(0, 40000), (1, 60000), (2, 90000), (3, 150000), (4, 250000), (5, 120000)])
+def test_apl_lagrangian_bound_is_below_the_enumerated_optimum(seed, budget):
+    """The apl model's Lagrangian (optisite/models/apl_bound.py), on its links as shipped
+    and as they were: never above the enumerated optimum."""
+    from optisite.models import apl, apl_bound
+    from test_apl_model import brute_force_apl
+
+    inst = _apl_small(seed, budget)
+    under, _cost = brute_force_apl(inst)
+    data = pipeline.build(inst, SolveOptions(model="apl")).data
+    for tighten in (True, False):
+        got = apl_bound.apl_lagrangian_bound(apl.build(data, tighten_links=tighten), data, time_limit=60)
+        assert math.isfinite(got.bound)
+        assert got.bound <= under + 1e-6 * max(1.0, under)

@@ -513,7 +513,7 @@ class Staffing(Model):
         lag, best = lagrangian_stage(ctx, data), None  # first: seconds where the relaxation takes minutes
         if lag is not None:
             ctx.extra_stages.append(lag)
-            best = (float(lag.bound), LAGRANGIAN_METHOD)
+            best = None if lag.bound is None else (lag.bound, LAGRANGIAN_METHOD)
         left = ctx.deadline.left()
         plan = stages[0].objective if stages else None
         closed = best and plan is not None and best[0] >= plan - ctx.options.gap * max(1.0, abs(plan))

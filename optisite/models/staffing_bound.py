@@ -385,9 +385,14 @@ def lagrangian_bound(data, *, time_limit: float = 60.0, alpha: float = 0.5, caps
     n_g = len(give_p)
     knap = Knapsack(a)
     lp_h, r0 = full_lp(a, fl, a.staffing_lp(integer=False))
-    lp_h.run()
+    lp_h.setOptionValue("time_limit", max(0.1, 0.8 * time_limit - (time.perf_counter() - t0)))
+    lp_h.run()  # any multipliers give a valid bound: an LP stopped at its limit still lends its prices
     lp_value = lp_h.getInfo().objective_function_value
+    if lp_h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        lp_value = math.nan
     duals = -np.asarray(lp_h.getSolution().row_dual)
+    if len(duals) != lp_h.getNumRow():
+        duals = np.zeros(lp_h.getNumRow())
     mu_lp = np.maximum(0.0, duals[r0:r0 + fl.n_src])
     nu_lp = np.maximum(0.0, duals[:n_g])  # the give rows come first in staffing_lp
     n_cap = len(a.cap_rows)
@@ -480,6 +485,9 @@ LAGRANGIAN_METHOD = ("a Lagrangian relaxation (the capacity rows priced, the bud
                      "between the sites' staffing levels, multipliers from a Dantzig-Wolfe master)")
 
 
+LAGRANGIAN_SHARE = 0.5  # of the seconds left when the hook starts
+
+
 def lagrangian_stage(ctx, data):
     """The Lagrangian bound as a pipeline stage within the time left (None when the levers
     add rows it does not model, or when less than a second is left)."""
@@ -489,8 +497,13 @@ def lagrangian_stage(ctx, data):
     if (data.levers is not None and _levers_on(data.levers)) or (left is not None and left < 1.0):
         return None
     t = time.perf_counter()
-    r = lagrangian_bound(data, time_limit=600.0 if left is None else left)
+    # Half of what is left: the rest stays for the tables, the checker and the writing.
+    r = lagrangian_bound(data, time_limit=600.0 if left is None else ctx.deadline.part(LAGRANGIAN_SHARE))
     solved = r.bound >= r.master - 1e-7 * max(1.0, abs(r.master))
+
+    def num(x):
+        return float(x) if x is not None and math.isfinite(x) else None
+
     return StageResult(name="bound: Lagrangian of the capacity rows", status="optimal" if solved else "time_limit",
-                       bound=r.bound, seconds=time.perf_counter() - t,
-                       extra={"lp": r.lp, "master_rounds": r.iterations, "master": r.master})
+                       bound=num(r.bound), seconds=time.perf_counter() - t,
+                       extra={"lp": num(r.lp), "master_rounds": r.iterations, "master": num(r.master)})
