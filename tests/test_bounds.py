@@ -287,12 +287,18 @@ def test_candidate_bounds_are_below_the_enumerated_optimum(case):
     data, ctx = built.data, built.context
     cuts = bc.deficit_cuts(data, built.model.baseline_flows(ctx, data))
     tol = 1e-6 * max(1.0, unc)
+    got = {}
     for method in ("lp", "lp_deficit", "lp_pairs", "relax_df", "deficit", "lp_levels_all", "lp_levels", "levels"):
         m = built.model.build(data)
         bc.apply(m, data, method, cuts)
         stage = ctx.solver.lexicographic(m, [Objective("uncovered", m.uncovered)], canonical=False)[0]
         assert stage.status == "optimal", method
         assert stage.bound <= unc + tol, method
+        got[method] = stage.bound
+    # Every level kept, the levels' LP is the model's: each site's fixed charge with a
+    # cost linear in its staffing already has the opening links as its convex hull.
+    assert got["lp_levels_all"] == pytest.approx(got["lp"], rel=1e-7, abs=1e-6)
+    assert got["lp_levels"] >= got["lp"] - tol
         if method in ("deficit", "levels"):
             assert stage.objective == pytest.approx(unc, rel=1e-6, abs=1e-4)
     base = built.model.baseline_flows(ctx, data)
