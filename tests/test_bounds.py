@@ -418,3 +418,22 @@ def test_apl_lagrangian_bound_is_below_the_enumerated_optimum(seed, budget):
         got = apl_bound.apl_lagrangian_bound(apl.build(data, tighten_links=tighten), data, time_limit=60)
         assert math.isfinite(got.bound)
         assert got.bound <= under + 1e-6 * max(1.0, under)
+
+
+@pytest.mark.parametrize("seed,budget,kind", [(3, 150000, "centre_de_sante"), (4, 250000, "centre_de_sante"),
+                                              (0, 60000, "cabinet_secondaire"), (2, 150000, "cabinet_secondaire")])
+def test_lagrangian_bound_with_a_forced_opening(seed, budget, kind):
+    """With a site forced open the knapsack must open it: the bound stays at most the
+    optimum of the model with that opening (HiGHS to a zero gap on the small instance)."""
+    from optisite.models import staffing_bound as sb
+    from optisite.models.base import Objective
+
+    inst = small_staffing_instance(seed, budget)
+    site = inst.sites.index[inst.sites["kind"] == kind][0]
+    built = pipeline.build(inst, SolveOptions(model="staffing", time_limit=60, gap=0, threads=1,
+                                              force_open=(site,)))
+    m = built.pyomo
+    exact = built.context.solver.lexicographic(m, [Objective("uncovered", m.uncovered)], canonical=False)[0]
+    assert exact.status == "optimal"
+    got = sb.lagrangian_bound(built.data, time_limit=60)
+    assert got.lp - 1e-6 <= got.bound <= exact.objective + 1e-6 * max(1.0, exact.objective)
