@@ -497,13 +497,12 @@ class Staffing(Model):
     def decisions(self, ctx: Context, data: StaffingData, m) -> Decisions:
         return decisions(m, data)
 
-    # Half the time is kept for the hook only from 150 s left: at a 60 s limit a share of
-    # 0.5 cost the plans up to 55 % (Ille-et-Vilaine 57,507 -> 89,328) and proved nothing
-    # tighter on Nièvre, Ille-et-Vilaine or Rhône; at 180 s on Nièvre it proved 28,305.8
-    # against HiGHS's 27,490.9 (gap 4.06 % -> 1.22 %), the plan unchanged
-    # (benchmarks/results/staffing_bounds.md, staffing_bounds_180.md).
-    bound_share = 0.5
-    bound_share_from_s = 150.0
+    # A tenth of the time is kept for the hook at any limit: the Lagrangian needs seconds
+    # (at 60 s, whole solves: Nièvre at EUR 300,000 gap 3.06 % -> 0.00 %, Ille-et-Vilaine
+    # 0.51 % -> 0.00 %, plans unchanged; benchmarks/results/staffing_bounds_candidates2.md).
+    # Half, as before for the relaxation alone, cost the plans at 60 s (staffing_bounds.md).
+    bound_share = 0.1
+    bound_share_from_s = 0.0
 
     def bound(self, ctx: Context, data: StaffingData, m, stages: list) -> tuple[float, str] | None:
         """The Lagrangian of the capacity rows (``staffing_bound``), then, unless it proved

@@ -235,6 +235,7 @@ class LagrangianResult:
     master: float
     seconds: float
     history: list
+    stopped_by_clock: bool = False
 
 
 def full_lp(a: Arrays, fl: Flows, caps_lp: highspy.HighsLp) -> tuple[highspy.Highs, int]:
@@ -366,8 +367,11 @@ class Knapsack:
         return value, v
 
 
+MAX_ROUNDS = 200  # master rounds: the loop ends on this count (reproducible), the clock is a safety net
+
+
 def lagrangian_bound(data, *, time_limit: float = 60.0, alpha: float = 0.5, caps: bool = True,
-                     say=None) -> LagrangianResult:
+                     max_rounds: int = MAX_ROUNDS, say=None) -> LagrangianResult:
     """Best Lagrangian bound on ``uncovered`` found within ``time_limit`` seconds: the
     capacity and give rows relaxed, the budget knapsack over the sites' levels solved
     exactly (:class:`Knapsack`), multipliers from a Dantzig-Wolfe master started at the
@@ -448,8 +452,11 @@ def lagrangian_bound(data, *, time_limit: float = 60.0, alpha: float = 0.5, caps
     if not data.force_open:
         add(np.zeros(a.n_d + a.n_c + 2 * a.n_h))
     y_best = np.concatenate([mu_lp, nu_lp])
-    it, mval = 0, math.inf
-    while time.perf_counter() - t0 < time_limit:
+    it, mval, clock = 0, math.inf, False
+    while it < max_rounds:
+        if time.perf_counter() - t0 >= time_limit:
+            clock = True
+            break
         it += 1
         master.run()
         if master.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -473,7 +480,7 @@ def lagrangian_bound(data, *, time_limit: float = 60.0, alpha: float = 0.5, caps
         if say:
             say(f"lagrangian {it}: bound {best:,.2f} master {mval:,.2f} ({time.perf_counter() - t0:.1f} s)")
     return LagrangianResult(bound=best, lp=lp_value, iterations=it, master=mval,
-                            seconds=time.perf_counter() - t0, history=history)
+                            seconds=time.perf_counter() - t0, history=history, stopped_by_clock=clock)
 
 
 def _levers_on(lv) -> bool:
@@ -500,10 +507,13 @@ def lagrangian_stage(ctx, data):
     # Half of what is left: the rest stays for the tables, the checker and the writing.
     r = lagrangian_bound(data, time_limit=600.0 if left is None else ctx.deadline.part(LAGRANGIAN_SHARE))
     solved = r.bound >= r.master - 1e-7 * max(1.0, abs(r.master))
+    if r.stopped_by_clock and not solved:
+        ctx.deadline.cut("bound hook: the Lagrangian's master rounds, stopped by the clock", plan=False)
 
     def num(x):
         return float(x) if x is not None and math.isfinite(x) else None
 
     return StageResult(name="bound: Lagrangian of the capacity rows", status="optimal" if solved else "time_limit",
                        bound=num(r.bound), seconds=time.perf_counter() - t,
-                       extra={"lp": num(r.lp), "master_rounds": r.iterations, "master": num(r.master)})
+                       extra={"lp": num(r.lp), "master_rounds": r.iterations, "master": num(r.master),
+                              "stopped_by_clock": bool(r.stopped_by_clock)})
