@@ -434,3 +434,19 @@ def test_lagrangian_bound_with_a_forced_opening(seed, budget, kind):
     assert exact.status == "optimal"
     got = sb.lagrangian_bound(built.data, time_limit=60)
     assert got.lp - 1e-6 <= got.bound <= exact.objective + 1e-6 * max(1.0, exact.objective)
+
+
+def test_knapsack_rounds_costs_down_when_no_whole_unit_fits(monkeypatch):
+    """With fewer budget states than a whole cost unit needs, costs are rounded down to a
+    coarser unit: the plan the DP returns may then overspend a little, never the bound
+    above the enumerated optimum."""
+    from optisite.models import staffing_bound as sb
+
+    monkeypatch.setattr(sb.Knapsack, "MAX_STATES", 7)
+    for case in CASES[:3]:
+        inst = _staffing_case(case)
+        unc, _cost = brute_force_staffing(inst)
+        data = pipeline.build(inst, SolveOptions(model="staffing")).data
+        assert sb.Knapsack(sb.Arrays.of(data)).unit == pytest.approx(data.budget / 7)
+        got = sb.lagrangian_bound(data, time_limit=60)
+        assert got.bound <= unc + 1e-6 * max(1.0, unc)

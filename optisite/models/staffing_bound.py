@@ -294,11 +294,13 @@ class Knapsack:
                                 cen["fixed_cost"].to_numpy(float), cen["cost_per_fte"].to_numpy(float)])
         ints = np.floor(costs + 1e-6).astype(np.int64)
         unit = int(np.gcd.reduce(ints[ints > 0])) if (ints > 0).any() and np.allclose(ints, costs, atol=1e-6) else 0
-        if unit <= 0 or data.budget / unit > self.MAX_STATES:
+        exact = unit > 0 and data.budget / unit <= self.MAX_STATES
+        if not exact:
             unit = max(data.budget / self.MAX_STATES, 1e-9)
         self.unit = unit
-        self.states = int(math.floor(data.budget / unit + 1e-9))
-        fl = lambda v: np.floor(np.asarray(v, float) / unit + 1e-9).astype(np.int64)  # noqa: E731
+        self.states = int(math.floor(data.budget / unit + 1e-6))  # rounded up at round-off: still a relaxation
+        eps = 1e-9 if exact else 0.0  # exact multiples stay whole; other costs are rounded down
+        fl = lambda v: np.floor(np.asarray(v, float) / unit + eps).astype(np.int64)  # noqa: E731
         self.cab_fixed, self.cab_day = fl(cab["fixed_cost"]), fl(data.weeks * cab["cost_per_day"])
         self.cen_fixed, self.cen_fte = fl(cen["fixed_cost"]), fl(cen["cost_per_fte"])
         self.mind = np.maximum(cab["min_days"].to_numpy(int), 1)
