@@ -3,7 +3,7 @@
     python benchmarks/staffing_bounds.py [instances/nievre-58 ...] [--time-limit 60]
         [--variants plain,after,share0.5] [--model staffing|apl] [--budget EUR]
     python benchmarks/staffing_bounds.py [instances ...] --methods plain,relax_df,deficit,lp,...
-        [--time-limit 60] [--budget EUR]
+        [--time-limit 60] [--budget EUR] [--set NAME=VALUE ...]
 
 ``--methods`` measures candidate bound methods one by one on the model as
 ``pipeline.build`` makes it, each on a freshly built model, one HiGHS thread, the
@@ -11,7 +11,9 @@ time limit per method (``METHODS`` says what each is; the candidates that did no
 win live in ``bound_candidates.py``). Ratios are to ``plain`` (HiGHS on the model as
 built, from the status-quo start, as the pipeline runs it) on the same instance in
 the same run. ``--budget`` overrides the instances' budget (the shipped staffing
-instances are solved to 0 people without access at their own budget).
+instances are solved to 0 people without access at their own budget), ``--set`` any
+other parameter (Ille-et-Vilaine binds only with more demand, e.g.
+``consultations_per_inhabitant=4.5``).
 
 The rest of this text is about ``--variants``.
 
