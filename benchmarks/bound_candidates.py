@@ -162,13 +162,57 @@ def relax(m, *, openings: bool) -> None:
             v.domain = pyo.UnitInterval
 
 
+def add_levels(m, data, *, prune: bool) -> None:
+    """Capacity levels: one binary per site and staffing level (``m.w[c, k]``: cabinet *c*
+    open with *k* days; ``m.z[h, k]``: centre *h* with *k* FTE), at most one per site,
+    tied to the model's openings, days and FTE. ``prune`` leaves out the levels a plan
+    within the budget cannot hold (``staffing_bound.budget_caps``)."""
+    import pyomo.environ as pyo
+    from optisite.models.staffing_bound import budget_caps
+
+    cab, cen = data.cabinets, data.centres
+    days, fte = budget_caps(data) if prune else (cab["max_days"], cen["max_fte"])
+    m.LC = pyo.Set(dimen=2, initialize=[(c, k) for c in m.C for k in range(max(int(cab.at[c, "min_days"]), 1),
+                                                                           int(days[c]) + 1)], ordered=True)
+    m.LH = pyo.Set(dimen=2, initialize=[(h, k) for h in m.H for k in range(max(int(cen.at[h, "min_fte"]), 1),
+                                                                           int(fte[h]) + 1)], ordered=True)
+    m.w = pyo.Var(m.LC, domain=pyo.Binary, initialize=0)
+    m.z = pyo.Var(m.LH, domain=pyo.Binary, initialize=0)
+    lc = pd.Series([k for _c, k in m.LC], index=[c for c, _k in m.LC], dtype=float)
+    lh = pd.Series([k for _h, k in m.LH], index=[h for h, _k in m.LH], dtype=float)
+    of_c = {c: [(c, k) for k in lc[[c]].astype(int)] if c in lc.index else [] for c in m.C}
+    of_h = {h: [(h, k) for k in lh[[h]].astype(int)] if h in lh.index else [] for h in m.H}
+    into = m._days_to
+    m.level_cab_open = pyo.Constraint(m.C, rule=lambda m, c: m.y[c] == sum(m.w[i] for i in of_c[c]))
+    m.level_cab_days = pyo.Constraint(m.C, rule=lambda m, c: sum(m.d[p, c] for p in into.get(c, ()))
+                                      == sum(i[1] * m.w[i] for i in of_c[c]))
+    m.level_cen_open = pyo.Constraint(m.H, rule=lambda m, h: m.o[h] == sum(m.z[i] for i in of_h[h]))
+    m.level_cen_fte = pyo.Constraint(m.H, rule=lambda m, h: m.f[h] == sum(i[1] * m.z[i] for i in of_h[h]))
+
+
+def relax_levels(m) -> None:
+    for v in list(m.w.values()) + list(m.z.values()):
+        v.domain = pyo_unit()
+
+
+def pyo_unit():
+    import pyomo.environ as pyo
+
+    return pyo.UnitInterval
+
+
 def apply(m, data, method: str, cuts) -> None:
     """Turn the model as built into candidate ``method`` (the names of
-    ``staffing_bounds.py --methods``): deficit cuts, per-pair links, then a relaxation."""
+    ``staffing_bounds.py --methods``): deficit cuts, per-pair links, capacity levels,
+    then a relaxation."""
     if "deficit" in method:
         add_deficit_cuts(m, cuts)
     if method == "lp_pairs":
         add_pair_links(m, data)
+    if method in ("levels", "lp_levels", "lp_levels_all"):
+        add_levels(m, data, prune=method != "lp_levels_all")
+        if method.startswith("lp"):
+            relax_levels(m)
     if method.startswith("lp"):
         relax(m, openings=True)
     if method == "relax_df":
@@ -190,3 +234,138 @@ def components(m) -> list[int]:
     graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(len(idx), len(idx)))
     _n, label = connected_components(graph, directed=False)
     return sorted(np.bincount(label).tolist(), reverse=True)
+
+
+# ---------------------------------------------------------------------------------
+# Candidates that solve more than once (staffing_bounds.py runs them through ITERATIVE)
+# ---------------------------------------------------------------------------------
+
+def lagrange(built, time_limit: float, start) -> dict:
+    """The Lagrangian of the capacity rows (``optisite.models.staffing_bound``)."""
+    from optisite.models.staffing_bound import lagrangian_bound
+
+    r = lagrangian_bound(built.data, time_limit=time_limit)
+    solved = r.bound >= r.master - 1e-7 * max(1.0, abs(r.master))
+    return {"status": "optimal" if solved else "time_limit", "objective": r.master, "bound": r.bound,
+            "note": f"{r.iterations} master round(s); LP {r.lp:,.1f}; at the LP's prices {r.history[0][1]:,.1f}"}
+
+
+def cover_cuts(data, z: dict, budget: float, mins) -> list[tuple]:
+    """Violated (extended) cover inequalities of the openings' knapsack
+    sum(min cost_i z_i) <= B at the LP point ``z``: each as (sites, rhs)."""
+    items = sorted((i for i in mins.index if mins[i] > 0), key=lambda i: ((1 - z.get(i, 0.0)) / mins[i], str(i)))
+    cover, weight = [], 0.0
+    for i in items:
+        cover.append(i)
+        weight += mins[i]
+        if weight > budget + 1e-6:
+            break
+    if weight <= budget + 1e-6:
+        return []
+    for i in sorted(cover, key=lambda i: -z.get(i, 0.0)):  # make it minimal, dropping the smallest z first
+        if weight - mins[i] > budget + 1e-6 and z.get(i, 0.0) < 1 - 1e-9:
+            cover.remove(i)
+            weight -= mins[i]
+    rhs = len(cover) - 1
+    heaviest = max(mins[i] for i in cover)
+    extended = cover + [i for i in mins.index if i not in cover and mins[i] >= heaviest]
+    if sum(z.get(i, 0.0) for i in extended) > rhs + 1e-6:
+        return [(tuple(extended), rhs)]
+    return []
+
+
+def covers(built, time_limit: float, start) -> dict:
+    """Cut rounds: the LP, violated extended covers of the openings' budget knapsack
+    (minimum costs) added, re-solved, until none is violated; then HiGHS on the model
+    with the cuts for the time left (its bound, or the last LP's, whichever is higher)."""
+    import time
+
+    import pyomo.environ as pyo
+    from optisite.models.base import Objective
+    from optisite.models.staffing import minimum_costs
+
+    t0 = time.perf_counter()
+    data, ctx = built.data, built.context
+    mins = minimum_costs(data)
+    lp = built.model.build(data)
+    relax(lp, openings=True)
+    lp.cover = pyo.ConstraintList()
+    found, lp_bound, rounds = [], None, 0
+    for rounds in range(1, 21):
+        st = ctx.solver.lexicographic(lp, [Objective("uncovered", lp.uncovered)], canonical=False,
+                                      time_limit=max(1.0, time_limit - (time.perf_counter() - t0)), watch=False)[0]
+        lp_bound = st.objective
+        z = {c: float(lp.y[c].value or 0) for c in lp.C} | {h: float(lp.o[h].value or 0) for h in lp.H}
+        new = cover_cuts(data, z, data.budget, mins)
+        if not new:
+            break
+        for sites, rhs in new:
+            lp.cover.add(sum(lp.y[i] if i in lp.C else lp.o[i] for i in sites) <= rhs)
+        found += new
+    m = built.model.build(data)
+    m.cover = pyo.ConstraintList()
+    for sites, rhs in found:
+        m.cover.add(sum(m.y[i] if i in m.C else m.o[i] for i in sites) <= rhs)
+    ok = start(m)
+    left = time_limit - (time.perf_counter() - t0)
+    st = ctx.solver.lexicographic(m, [Objective("uncovered", m.uncovered)], warm_start=bool(ok), canonical=False,
+                                  time_limit=max(1.0, left), gap=1e-4, watch=False)[0]
+    bound = max(b for b in (st.bound, lp_bound) if b is not None)
+    return {"status": st.status, "objective": st.objective, "bound": bound,
+            "note": f"{len(found)} cover cut(s) in {rounds} LP round(s); LP with them {lp_bound:,.1f}"}
+
+
+def openings_first(built, time_limit: float, start) -> dict:
+    """A master over the openings (days and FTE continuous, a valid relaxation), its
+    openings fixed and the integer staffing solved for them, a no-good cut on the
+    pattern, repeat. Bound: min(the master's bound with every evaluated pattern
+    excluded, the proven bounds of the evaluated patterns)."""
+    import time
+
+    import pyomo.environ as pyo
+    from optisite.models.base import Objective
+
+    t0 = time.perf_counter()
+    data, ctx = built.data, built.context
+    left = lambda: time_limit - (time.perf_counter() - t0)  # noqa: E731
+    master = built.model.build(data)
+    relax(master, openings=False)
+    master.nogood = pyo.ConstraintList()
+    start(master)
+    subs, best, master_bound, patterns, status = [], None, None, 0, "time_limit"
+    while left() > 1.0:
+        st = ctx.solver.lexicographic(master, [Objective("uncovered", master.uncovered)], warm_start=patterns == 0,
+                                      canonical=False, time_limit=left(), gap=1e-6, watch=False)[0]
+        master_bound = st.bound
+        if st.status == "infeasible":
+            master_bound, status = float("inf"), "optimal"
+            break
+        if st.status != "optimal" or left() <= 1.0:
+            break
+        opened_c = [c for c in master.C if (master.y[c].value or 0) > 0.5]
+        opened_h = [h for h in master.H if (master.o[h].value or 0) > 0.5]
+        sub = built.model.build(data)
+        for c in sub.C:
+            sub.y[c].fix(1 if c in opened_c else 0)
+        for h in sub.H:
+            sub.o[h].fix(1 if h in opened_h else 0)
+        s2 = ctx.solver.lexicographic(sub, [Objective("uncovered", sub.uncovered)], canonical=False,
+                                      time_limit=max(1.0, left()), gap=1e-6, watch=False)[0]
+        patterns += 1
+        if s2.status != "infeasible":
+            subs.append(s2.bound if s2.bound is not None else float("-inf"))
+            if s2.objective is not None and (best is None or s2.objective < best):
+                best = s2.objective
+        master.nogood.add(sum(1 - master.y[c] for c in opened_c) + sum(master.y[c] for c in master.C if c not in opened_c)
+                          + sum(1 - master.o[h] for h in opened_h) + sum(master.o[h] for h in master.H if h not in opened_h)
+                          >= 1)
+    bounds = [b for b in [master_bound] + subs if b is not None]
+    bound = min(bounds) if bounds else float("nan")
+    if best is not None and bound >= best - 1e-6 * max(1.0, best):
+        status = "optimal"
+    return {"status": status, "objective": best if best is not None else float("nan"), "bound": bound,
+            "note": f"{patterns} pattern(s) evaluated; last master bound "
+                    f"{master_bound if master_bound is not None else float('nan'):,.1f}"}
+
+
+ITERATIVE = {"lagrange": lagrange, "covers": covers, "openings": openings_first}

@@ -3,7 +3,7 @@
     python benchmarks/staffing_bounds.py [instances/nievre-58 ...] [--time-limit 60]
         [--variants plain,after,share0.5] [--model staffing|apl] [--budget EUR]
     python benchmarks/staffing_bounds.py [instances ...] --methods plain,relax_df,deficit,lp,...
-        [--time-limit 60] [--budget EUR]
+        [--time-limit 60] [--budget EUR] [--set NAME=VALUE ...]
 
 ``--methods`` measures candidate bound methods one by one on the model as
 ``pipeline.build`` makes it, each on a freshly built model, one HiGHS thread, the
@@ -11,7 +11,9 @@ time limit per method (``METHODS`` says what each is; the candidates that did no
 win live in ``bound_candidates.py``). Ratios are to ``plain`` (HiGHS on the model as
 built, from the status-quo start, as the pipeline runs it) on the same instance in
 the same run. ``--budget`` overrides the instances' budget (the shipped staffing
-instances are solved to 0 people without access at their own budget).
+instances are solved to 0 people without access at their own budget), ``--set`` any
+other parameter (Ille-et-Vilaine binds only with more demand, e.g.
+``consultations_per_inhabitant=4.5``).
 
 The rest of this text is about ``--variants``.
 
@@ -93,7 +95,8 @@ def run(inst, variant: str, time_limit: float, model_name: str = "staffing") -> 
     return {
         "instance": Path(str(inst.folder)).name, "variant": variant, "status": S["status"],
         "plan": obj, "highs_bound": highs, "best_bound": S["bound"],
-        "method": "HiGHS" if S["bound_method"].startswith("HiGHS") else S["bound_method"].split(":")[0],
+        "method": "HiGHS" if S["bound_method"].startswith("HiGHS")
+        else S["bound_method"].split(":")[0].split(" (")[0],
         "gap_before_pct": (max(0.0, 100 * (obj - highs) / obj) if obj and highs is not None and math.isfinite(highs)
                            else math.nan),
         "gap_after_pct": 100 * S["gap"] if S["gap"] is not None else math.nan,
@@ -113,6 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="results file stem (default staffing_bounds[_methods])")
     ap.add_argument("--model", default="staffing", choices=["staffing", "apl"], help="--variants mode only")
     ap.add_argument("--budget", type=float, default=None, help="override the instances' budget (EUR/year)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an instance parameter (repeatable), e.g. consultations_per_inhabitant=4.5")
     ap.add_argument("--methods", default=None, help="candidate methods, comma-separated: " + ", ".join(METHODS))
     args = ap.parse_args(argv)
     if args.methods:
@@ -121,7 +126,7 @@ def main(argv=None) -> int:
     variants = args.variants.split(",")
     rows = []
     for folder in args.instances:
-        inst = load_instance(folder, overrides=None if args.budget is None else {"budget": args.budget})
+        inst = load_instance(folder, overrides=_overrides(args))
         found = {}
         for variant in variants:
             r = run(inst, variant, args.time_limit, args.model)
@@ -143,7 +148,7 @@ def main(argv=None) -> int:
               "load_1min"):
         df[c] = df[c].round(3 if "vs" in c else 2)
     extra = (f" --model {args.model}" if args.model != "staffing" else "") + (
-        f" --budget {args.budget:g}" if args.budget is not None else "")
+        f" --budget {args.budget:g}" if args.budget is not None else "") + "".join(f" --set {i}" for i in args.set)
     header = (f"# {args.model.capitalize()}: the bound hook against HiGHS's own bound\n\n"
               f"`python benchmarks/staffing_bounds.py {' '.join(args.instances)} --time-limit {args.time_limit:g} "
               f"--variants {args.variants}{extra}`: one full "
@@ -167,9 +172,20 @@ METHODS = {
     "lp": "LP relaxation (days, FTE continuous; openings in [0, 1])",
     "lp_deficit": "LP relaxation plus the deficit cuts",
     "lp_pairs": "LP relaxation plus per-pair links d_pc <= min(G_p, M_c) y_c",
+    "lp_levels_all": "LP of the capacity-level reformulation (one binary per site and level), every level kept",
+    "lp_levels": "LP of the capacity-level reformulation, the levels a plan within the budget cannot hold left out",
+    "levels": "HiGHS on the model plus the capacity levels (budget-pruned), from the status-quo start",
+    "lagrange": "Lagrangian of the capacity (and give) rows: budget knapsack over site levels by DP, "
+                "Dantzig-Wolfe multipliers from the LP's prices (optisite/models/staffing_bound.py)",
+    "covers": "cut rounds: extended covers of the openings' budget knapsack (minimum costs) added to the LP "
+              "until none is violated, then HiGHS on the model with them for the time left",
+    "openings": "openings first: master with days and FTE continuous, each pattern's integer staffing solved, "
+                "no-good cuts; bound min(master, patterns' bounds)",
     "components": "independent components of the zone-source-practice graph (no solve: their count)",
     "apl_lp_plain": "apl model: LP relaxation with the links as they were (C_i in the row)",
     "apl_lp": "apl model: LP relaxation with the links as shipped (loss floor L_i, capped coefficients)",
+    "apl_lagrange": "apl model: Lagrangian of the threshold and give rows, budget knapsack over site levels by DP, "
+                    "Dantzig-Wolfe multipliers (optisite/models/apl_bound.py), links as shipped",
     "apl_mip_plain": "apl model: HiGHS on the MIP with the links as they were (no start)",
     "apl_mip": "apl model: HiGHS on the MIP with the links as shipped (no start)",
 }
@@ -186,6 +202,16 @@ def run_apl_method(inst, method: str, time_limit: float) -> dict:
     load = os.getloadavg()[0]
     built = pipeline.build(inst, SolveOptions(model="apl", time_limit=None, threads=1))
     m = apl.build(built.data, tighten_links=not method.endswith("_plain"))
+    if method.startswith("apl_lagrange"):
+        from optisite.models.apl_bound import apl_lagrangian_bound
+
+        t = time.perf_counter()
+        r = apl_lagrangian_bound(m, built.data, time_limit=time_limit)
+        solved = r.bound >= r.master - 1e-7 * max(1.0, abs(r.master))
+        return {"instance": Path(str(inst.folder)).name, "budget": built.data.staffing.budget, "method": method,
+                "status": "optimal" if solved else "time_limit", "objective": r.master, "bound": r.bound,
+                "note": f"{r.iterations} master round(s); objective: the master's value, not a plan",
+                "load_1min": load, "seconds": time.perf_counter() - t}
     if method.startswith("apl_lp"):
         bc.relax(m, openings=True)
         for v in m.b.values():
@@ -222,6 +248,12 @@ def run_method(inst, method: str, time_limit: float) -> dict:
         row["seconds"] = time.perf_counter() - t0
         return row
     base = built.model.baseline_flows(ctx, data)
+    if method in bc.ITERATIVE:
+        t = time.perf_counter()
+        got = bc.ITERATIVE[method](built, time_limit,
+                                   lambda model: base is not None and status_quo_start(model, data, base))
+        row.update({k: (math.nan if v is None else v) for k, v in got.items()}, seconds=time.perf_counter() - t)
+        return row
     cuts = bc.deficit_cuts(data, base) if "deficit" in method else []
     if cuts:
         row["note"] = f"{len(cuts)} cut(s), deficits " + ", ".join(f"{c.rhs:,.0f}" for c in cuts[:5])
@@ -235,11 +267,20 @@ def run_method(inst, method: str, time_limit: float) -> dict:
     return row
 
 
+def _overrides(args) -> dict | None:
+    """--budget and --set as parameter overrides (None when there are none)."""
+    out = {} if args.budget is None else {"budget": args.budget}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        out[name.strip()] = float(value)
+    return out or None
+
+
 def main_methods(args) -> int:
     methods = args.methods.split(",")
     rows = []
     for folder in args.instances:
-        inst = load_instance(folder, overrides=None if args.budget is None else {"budget": args.budget})
+        inst = load_instance(folder, overrides=_overrides(args))
         found = {}
         for method in methods:
             r = run_method(inst, method, args.time_limit)
@@ -262,7 +303,8 @@ def main_methods(args) -> int:
     for c in ("seconds", "load_1min", "gap_vs_plain_plan_pct"):
         df[c] = df[c].round(2)
     df["bound_vs_plain"] = df["bound_vs_plain"].round(3)
-    budget = f" --budget {args.budget:g}" if args.budget is not None else ""
+    budget = (f" --budget {args.budget:g}" if args.budget is not None else "") + "".join(
+        f" --set {item}" for item in args.set)
     header = ("# Staffing: candidate bound methods one by one\n\n`python benchmarks/staffing_bounds.py "
               f"{' '.join(args.instances)} --methods {args.methods} --time-limit {args.time_limit:g}{budget}`: "
               "each method on a freshly built staffing model (weighted people without access), one HiGHS "

@@ -539,24 +539,31 @@ class Staffing(Model):
     def decisions(self, ctx: Context, data: StaffingData, m) -> Decisions:
         return decisions(m, data)
 
-    # Half the time is kept for the hook only from 150 s left: at a 60 s limit a share of
-    # 0.5 cost the plans up to 55 % (Ille-et-Vilaine 57,507 -> 89,328) and proved nothing
-    # tighter on Nièvre, Ille-et-Vilaine or Rhône; at 180 s on Nièvre it proved 28,305.8
-    # against HiGHS's 27,490.9 (gap 4.06 % -> 1.22 %), the plan unchanged
-    # (benchmarks/results/staffing_bounds.md, staffing_bounds_180.md).
-    bound_share = 0.5
-    bound_share_from_s = 150.0
+    # A tenth of the time is kept for the hook at any limit: the Lagrangian needs seconds
+    # (at 60 s, whole solves: Nièvre at EUR 300,000 gap 3.06 % -> 0.00 %, Ille-et-Vilaine
+    # 0.51 % -> 0.00 %, plans unchanged; benchmarks/results/staffing_bounds_candidates2.md).
+    # Half, as before for the relaxation alone, cost the plans at 60 s (staffing_bounds.md).
+    bound_share = 0.1
+    bound_share_from_s = 0.0
 
     def bound(self, ctx: Context, data: StaffingData, m, stages: list) -> tuple[float, str] | None:
-        """The days-and-FTE-continuous relaxation (issue 18): where HiGHS's bound on the
-        model as built stalls on branching over days, this one closes the openings' share."""
+        """The Lagrangian of the capacity rows (``staffing_bound``), then, unless it proved
+        the plan, the days-and-FTE-continuous relaxation (issue 18): the better bound."""
+        from .staffing_bound import LAGRANGIAN_METHOD, lagrangian_stage
+
+        lag, best = lagrangian_stage(ctx, data), None  # first: seconds where the relaxation takes minutes
+        if lag is not None:
+            ctx.extra_stages.append(lag)
+            best = None if lag.bound is None else (lag.bound, LAGRANGIAN_METHOD)
         left = ctx.deadline.left()
-        if left is not None and left < BOUND_MIN_S:
-            return None
+        plan = stages[0].objective if stages else None
+        closed = best and plan is not None and best[0] >= plan - ctx.options.gap * max(1.0, abs(plan))
+        if closed or (left is not None and left < BOUND_MIN_S):
+            return best
         stage = relaxation_bound(ctx, m)
         ctx.extra_stages.append(stage)
-        if stage.bound is None or not np.isfinite(stage.bound):
-            return None
+        if stage.bound is None or not np.isfinite(stage.bound) or (best and best[0] >= stage.bound):
+            return best
         return float(stage.bound), RELAXATION_METHOD
 
     def polish(self, ctx: Context, data: StaffingData, dec: Decisions) -> Decisions:
