@@ -283,7 +283,16 @@ class StaffingRobust(Model):
         return Decisions(open_sites=one.open_sites, days=one.days, fte=one.fte, flows=_long(flows))
 
     def bound(self, ctx: Context, data: RobustData, m, stages: list):
-        return staffing.Staffing.bound(self, ctx, data, m, stages)
+        """The days-and-FTE-continuous relaxation only: the staffing model's Lagrangian prices
+        one scenario's capacity rows and has no robust form here."""
+        left = ctx.deadline.left()
+        if left is not None and left < staffing.BOUND_MIN_S:
+            return None
+        stage = staffing.relaxation_bound(ctx, m)
+        ctx.extra_stages.append(stage)
+        if stage.bound is None or not np.isfinite(stage.bound):
+            return None
+        return float(stage.bound), staffing.RELAXATION_METHOD
 
     def polish(self, ctx: Context, data: RobustData, dec: Decisions) -> Decisions:
         """Each scenario's flows re-solved for the plan: in the worst case the search only holds
