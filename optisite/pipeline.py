@@ -134,7 +134,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         dec = model.polish(ctx, data, model.decisions(ctx, data, m))
     else:
         dec, what = _fallback(model, ctx, data)
-        warnings.append(f"no feasible plan was found before the time limit: the plan is {what}")
+        warnings.append(f"HiGHS returned no plan before the time limit, so the plan is {what}")
     bound, bound_method = _bound(model, ctx, data, m, stages)
     timings["search"] = deadline.elapsed() - timings["build"]
     tables, apl_info = _tables(instance, model, ctx, dec)
