@@ -121,7 +121,8 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     first = stages[0]
     if first.status == "infeasible":
         raise InfeasibleError(
-            "HiGHS proved the settings infeasible: check forced-open sites (--open) against the budget, "
+            "HiGHS proved the settings infeasible: check forced-open sites (--open) against the budget and the "
+            "funders' envelopes (funder_envelopes), "
             "their minimum presence (cabinet_min_days, centre_min_fte) and the practices able to staff them")
     if first.status == "error":
         raise InfeasibleError("HiGHS stopped with an error before finding a plan; re-run with --verbose")
