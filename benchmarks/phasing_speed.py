@@ -69,19 +69,29 @@ def run(folder: str, variant: str, years: int, limit: float, scratch: Path) -> d
     wall = time.perf_counter() - t
     S = sol.summary
     per_year = S.get("years") or []
+    T = S.get("timings") or {}
+    starts = (S.get("solver") or {}).get("start_stages") or []
     return {
         "instance": Path(folder).name, "variant": variant, "years": years, "limit_s": limit,
         "status": S["status"],
         "person_years_nothing": sum(y["population_uncovered_before"] for y in per_year),
         "person_years_plan": sum(y["population_uncovered"] for y in per_year),
-        "objective": S["objective"] if S["objective"] is not None else math.nan,
-        "bound": S["bound"] if S["bound"] is not None else math.nan,
-        "gap_pct": 100 * S["gap"] if S["gap"] is not None else math.nan,
+        "objective": _num(S["objective"]),
+        "bound": _num(S["bound"]),  # blank: HiGHS proved no bound
+        "gap_pct": 100 * _num(S["gap"]),
         "cost_year_last": per_year[-1]["cost_total"] if per_year else math.nan,
         "checker_ok": bool(checked.ok), "solve_s": solve_s, "wall_s": wall,
         "stopped_by": ", ".join((S.get("solver") or {}).get("stopped_by") or []),
+        "build_s": T.get("build", math.nan), "search_s": T.get("search", math.nan),
+        "start": "; ".join(f"{st['name'].removeprefix('start: ')} {_num(st.get('objective')):,.0f}" for st in starts
+                           if st.get("has_solution")) or "none",
         "load_before": load_before, "load_after": os.getloadavg()[0],
     }
+
+
+def _num(x) -> float:
+    """A figure of solution.json as a float; NaN (a blank cell) when absent or infinite."""
+    return float(x) if x is not None and math.isfinite(float(x)) else math.nan
 
 
 def _compare(mine: list[dict]) -> None:
@@ -99,7 +109,7 @@ def _write(rows: list[dict], args) -> None:
     df = pd.DataFrame(rows)
     for c in ("person_years_nothing", "person_years_plan", "objective", "bound", "cost_year_last"):
         df[c] = df[c].astype(float).round(1)
-    for c in ("gap_pct", "solve_s", "wall_s", "load_before", "load_after", "wall_vs_plain", "plan_vs_plain"):
+    for c in ("gap_pct", "solve_s", "wall_s", "build_s", "search_s", "load_before", "load_after", "wall_vs_plain", "plan_vs_plain"):
         df[c] = df[c].astype(float).round(3 if "vs_plain" in c else 2)
     header = (
         f"# Phasing at {args.years} years: a checked plan within the limit, against plain HiGHS\n\n"
@@ -110,7 +120,9 @@ def _write(rows: list[dict], args) -> None:
         "start); `plain`: plain HiGHS on the same model with no start, in the same run. person_years_nothing, "
         "person_years_plan: people without access summed over the years (unweighted), doing nothing and with "
         "the plan; objective and bound: weighted, discounted person-years (the model's objective) and HiGHS's "
-        "proven bound; gap_pct from both; cost_year_last: EUR/year in the last year; wall_s: from loading the "
+        "proven bound (blank: none proven); gap_pct from both; start: the MIP starts the model wrote, with their "
+        "objective; build_s, search_s: the pipeline's own timings (build includes the instance's pairs and the "
+        "model; search: the start, HiGHS and the polish); cost_year_last: EUR/year in the last year; wall_s: from loading the "
         "instance to the checked folder (Python start and imports not counted); wall_vs_plain, plan_vs_plain: "
         "ratios to the `plain` row of the instance. load_before/after: 1-minute load average (2 cores shared "
         "by several sessions: every time is under load, figures are noisy).")

@@ -254,8 +254,8 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
 TOWN_LABELS = 6  # the largest communes by population get their name on the map
 # Zonage overlay: hatch (polygons) or outline marker (points) per class, in a dark grey that
 # stays readable over the red-to-green shares and apart from the red crosses and green rings.
-ZONAGE_STYLE = {"ZIP": {"hatch": "////", "marker": "s", "label": "ZIP commune (zonage)"},
-                "ZAC": {"hatch": "...", "marker": "D", "label": "ZAC commune (zonage)"}}
+ZONAGE_STYLE = {"ZIP": {"hatch": "///", "marker": "s", "label": "ZIP commune (zonage)"},
+                "ZAC": {"hatch": "---", "marker": "D", "label": "ZAC commune (zonage)"}}
 ZONAGE_INK = "#2b2b2b"
 
 
@@ -272,10 +272,12 @@ def _zonage_overlay(ax, classes: pd.Series, pts: pd.DataFrame, poly) -> None:
             import geopandas as gpd
 
             g = gpd.GeoSeries(poly.to_numpy()[mine], crs="EPSG:4326").dropna()
-            if len(g):
-                with mpl.rc_context({"hatch.linewidth": 0.6, "hatch.color": ZONAGE_INK}):
-                    g.plot(ax=ax, facecolor="none", edgecolor=ZONAGE_INK, hatch=style["hatch"], linewidth=0.5,
-                           zorder=2.5)
+            if len(g):  # the hatch twice, white under dark: readable over dark green and pale yellow alike
+                for ink, width, z in (("white", 1.6, 2.4), (ZONAGE_INK, 0.7, 2.5)):
+                    with mpl.rc_context({"hatch.linewidth": width, "hatch.color": ink}):
+                        g.plot(ax=ax, facecolor="none", edgecolor=ink, hatch=style["hatch"], linewidth=0,
+                               zorder=z)
+                g.plot(ax=ax, facecolor="none", edgecolor=ZONAGE_INK, linewidth=0.6, zorder=2.5)
         else:
             ax.scatter(pts["lon"].to_numpy()[mine], pts["lat"].to_numpy()[mine], s=150, marker=style["marker"],
                        facecolors="none", edgecolors=ZONAGE_INK, linewidths=1.0, zorder=2.5)
