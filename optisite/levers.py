@@ -15,8 +15,12 @@ r"""The Cour des comptes' levers on a staffing plan, each one parameter away.
 model calls :func:`add_constraints`; a multi-year model calls the row builders
 (:func:`add_zonage`, :func:`add_recruitment`, :func:`add_envelopes`) with its own
 variables, or the plain data helpers (:func:`excluded_sites`, :func:`envelope_terms`).
-The constraints are documented in ``models/staffing.md``; the checker verifies them
-from the output tables with its own code.
+The models that site without staffing (coverage, lscp) read only the site levers
+(:func:`prepare_sites`: zonage and envelopes on fixed costs), keep dominance within a
+funder (:func:`dominance_groups`) and name the staffing levers in a warning
+(:func:`without_staffing`). The constraints are documented in ``models/staffing.md``,
+``models/coverage.md`` and ``models/lscp.md``; the checker verifies them from the output
+tables with its own code.
 """
 
 from __future__ import annotations
