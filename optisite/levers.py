@@ -14,7 +14,7 @@ r"""The Cour des comptes' levers on a staffing plan, each one parameter away.
 :func:`prepare` reads the instance once into a :class:`Levers` record; the single-year
 model calls :func:`add_constraints`; a multi-year model calls the row builders
 (:func:`add_zonage`, :func:`add_recruitment`, :func:`add_envelopes`) with its own
-variables, or the plain data helpers (:func:`excluded_sites`, :func:`envelope_terms`).
+variables, or the plain data helpers (:func:`excluded_sites`, :func:`check_forced`).
 The models that site without staffing (coverage, lscp) read only the site levers
 (:func:`prepare_sites`: zonage and envelopes on fixed costs), keep dominance within a
 funder (:func:`dominance_groups`) and name the staffing levers in a warning

@@ -207,8 +207,11 @@ def test_lscp_zonage_binds_and_says_which_zones_it_leaves_out():
     zoned = solved(seed, "lscp", zonage_restrict="all")
     assert zoned.objective != pytest.approx(solved(seed, "lscp").objective)
     unreachable = min(u for _, u, _ in plans(sites_instance(seed), kinds=kinds))
-    if unreachable > 0:
-        assert any("the zonage allows (zonage_restrict = all)" in w for w in zoned.summary["warnings"])
+    assert unreachable > 0  # zones only forbidden sites reach: the checker must not ask for them
+    assert any("the zonage allows (zonage_restrict = all)" in w for w in zoned.summary["warnings"])
+    # Read without the zonage, the same plan leaves reachable zones out: the checker says so.
+    text = " | ".join(check_solution(sites_instance(seed), zoned).violations)
+    assert "can be reached within" in text and "declares full coverage" in text
 
 
 @pytest.mark.parametrize("seed", SEEDS)
