@@ -59,7 +59,8 @@ def prepare(instance, pairs: pd.DataFrame, force_open=(), force_closed=()) -> Ls
     pop = pop[planning_zones(instance)]  # neighbours across the border are not planned for
     by_practice = set(pairs.loc[pairs["source_kind"] == "practice", "zone_id"])
     need = pop[(pop > 0) & ~pop.index.isin(list(by_practice))]
-    site_pairs = pairs.loc[(pairs["source_kind"] != "practice") & ~pairs["source_id"].isin(list(force_closed) + list(lv.excluded)),
+    shut = list(force_closed) + list(lv.excluded)  # forced closed, or forbidden by the zonage
+    site_pairs = pairs.loc[(pairs["source_kind"] != "practice") & ~pairs["source_id"].isin(shut),
                            ["zone_id", "source_id"]].rename(columns={"source_id": "site_id"})
     site_pairs = site_pairs[site_pairs["zone_id"].isin(need.index)]
     reached = need[need.index.isin(site_pairs["zone_id"])]
