@@ -689,13 +689,26 @@ class _Checker:
         return out
 
     # -- the Cour's levers, from the tables alone -------------------------------------------
+    def zonage_kinds(self) -> tuple[str, ...]:
+        """The kinds of site that zonage_restrict allows only in ZIP or ZAC communes."""
+        return {"none": (), "centre_de_sante": ("centre_de_sante",), "cabinet_secondaire": ("cabinet_secondaire",),
+                "all": ("cabinet_secondaire", "centre_de_sante")}[self.p.zonage_restrict]
+
+    def zonage_allowed(self, ids: pd.Index) -> pd.Index:
+        """The sites of ``ids`` that the zonage lets open (all of them when it is off or the
+        zones carry no zonage column; the latter is reported by :meth:`check_levers`)."""
+        kinds, zin, sites_in = self.zonage_kinds(), self.instance.zones, self.instance.sites
+        if not kinds or "zonage" not in zin.columns:
+            return ids
+        cls = zin["zonage"].astype(str).reindex(sites_in.loc[ids, "zone_id"]).to_numpy()
+        return ids[~(sites_in.loc[ids, "kind"].isin(kinds).to_numpy() & ~np.isin(cls, ["ZIP", "ZAC"]))]
+
     def check_levers(self) -> None:
         """Zonage, recruitment limit and funders' envelopes (presence granularity is checked
         with the schedule): each lever's rule on the plan in sites.csv and schedule.csv."""
         v, p, s = self.v, self.p, self.s
         sites_in, zin = self.instance.sites, self.instance.zones
-        kinds = {"none": (), "centre_de_sante": ("centre_de_sante",), "cabinet_secondaire": ("cabinet_secondaire",),
-                 "all": ("cabinet_secondaire", "centre_de_sante")}[p.zonage_restrict]
+        kinds = self.zonage_kinds()
         if kinds:
             if "zonage" not in zin.columns:
                 v.append(f"zonage_restrict is '{p.zonage_restrict}' but the zones table has no zonage column")
@@ -767,6 +780,7 @@ class _Checker:
                 v.append(f"solution.json {key} {S[key]} differs from {value:.3f} recomputed")
         if self.R["full_coverage"]:
             usable = sites_in.index.difference(pd.Index((S.get("options") or {}).get("force_closed", [])))
+            usable = self.zonage_allowed(usable)  # a site the zonage forbids gives no one access
             candidates = pd.DataFrame({"source_id": usable.to_numpy(),
                                        "zone_id": sites_in.loc[usable, "zone_id"].to_numpy()})
             reachable = set(_reach(self.instance, pd.concat([practices, candidates]), p.coverage_minutes)["zone_id"])

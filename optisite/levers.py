@@ -14,14 +14,18 @@ r"""The Cour des comptes' levers on a staffing plan, each one parameter away.
 :func:`prepare` reads the instance once into a :class:`Levers` record; the single-year
 model calls :func:`add_constraints`; a multi-year model calls the row builders
 (:func:`add_zonage`, :func:`add_recruitment`, :func:`add_envelopes`) with its own
-variables, or the plain data helpers (:func:`excluded_sites`, :func:`envelope_terms`).
-The constraints are documented in ``models/staffing.md``; the checker verifies them
-from the output tables with its own code.
+variables, or the plain data helpers (:func:`excluded_sites`, :func:`check_forced`).
+The models that site without staffing (coverage, lscp) read only the site levers
+(:func:`prepare_sites`: zonage and envelopes on fixed costs), keep dominance within a
+funder (:func:`dominance_groups`) and name the staffing levers in a warning
+(:func:`without_staffing`). The constraints are documented in ``models/staffing.md``,
+``models/coverage.md`` and ``models/lscp.md``; the checker verifies them from the output
+tables with its own code.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import numpy as np
@@ -107,8 +111,9 @@ def funders_paying(sites: pd.DataFrame) -> set[str]:
 
 # -- reading the instance ------------------------------------------------------------------
 
-def prepare(instance, force_open=()) -> Levers:
-    """The levers of ``instance``; refuses settings no plan can meet, naming the lever."""
+def prepare_sites(instance, force_open=()) -> Levers:
+    """The levers on which sites open and what their fixed costs cost each funder (zonage,
+    envelopes): all that a model siting without staffing (coverage, lscp) applies."""
     p = instance.parameters
     s = instance.sites
     excluded = excluded_sites(instance)
@@ -117,13 +122,6 @@ def prepare(instance, force_open=()) -> Levers:
         z = s.at[forced[0], "zone_id"]
         raise InfeasibleError(f"forced-open site '{forced[0]}' is in zone '{z}', not classed ZIP or ZAC, "
                               f"and zonage_restrict is '{p.zonage_restrict}' (constraint 'zonage')")
-    limit = None if p.max_new_salaried_fte >= MAX_FTE else float(p.max_new_salaried_fte)
-    if limit is not None:
-        cds = s.loc[[sid for sid in force_open if s.at[sid, "kind"] == "centre_de_sante"]]
-        need = float(np.maximum(np.ceil(cds["min_fte"] - 1e-9), 1).sum())
-        if need > limit + 1e-9:
-            raise InfeasibleError(f"the forced-open centres de santé need {need:g} salaried FTE, above "
-                                  f"max_new_salaried_fte = {limit:g} (constraint 'new_fte')")
     envelopes = parse_envelopes(p.funder_envelopes)
     unknown = sorted(set(envelopes) - funders_paying(s))
     if unknown:
@@ -131,9 +129,61 @@ def prepare(instance, force_open=()) -> Levers:
                          column="funder_envelopes",
                          fix="use a funder of the funder_* parameters or of the sites' funder_fixed/funder_staff "
                              f"columns: {', '.join(sorted(funders_paying(s)))}")
-    return Levers(excluded=tuple(excluded), max_new_fte=limit, envelopes=envelopes,
-                  funder_fixed=s["funder_fixed"].to_dict(), funder_staff=s["funder_staff"].to_dict(),
-                  presence_weeks=presence_weeks(p))
+    return Levers(excluded=tuple(excluded), envelopes=envelopes,
+                  funder_fixed=s["funder_fixed"].to_dict(), funder_staff=s["funder_staff"].to_dict())
+
+
+def check_forced_fixed(lv: Levers, fixed_cost: pd.Series, force_open) -> None:
+    """Refuse forced-open sites whose fixed costs alone overrun a funder's envelope."""
+    spent: dict[str, float] = {}
+    for sid in force_open:
+        who = lv.funder_fixed[sid]
+        spent[who] = spent.get(who, 0.0) + float(fixed_cost[sid])
+    for who, cap in sorted(lv.envelopes.items()):
+        if spent.get(who, 0.0) > cap * (1 + 1e-9) + 1e-6:
+            raise InfeasibleError(f"the forced-open sites cost {who} {spent[who]:,.0f} EUR/year in fixed costs, "
+                                  f"above its envelope of {cap:,.0f} (constraint 'envelope')")
+
+
+def dominance_groups(lv: Levers, sites: pd.Index) -> np.ndarray | None:
+    """Who may stand in for whom under the envelopes: site k may replace site j only if
+    both fixed costs go to the same funder or k's funder has no envelope. Returns one code
+    per site (-1: a funder without envelope, who may replace anyone), or None when no
+    envelope is set (any site may replace any other)."""
+    if not lv.envelopes:
+        return None
+    names = sorted(lv.envelopes)
+    return np.array([names.index(lv.funder_fixed[sid]) if lv.funder_fixed[sid] in lv.envelopes else -1
+                     for sid in sites], dtype=int)
+
+
+def without_staffing(p: Parameters, model: str) -> list[str]:
+    """One warning per staffing lever set on a model that staffs nothing: its plan hires
+    no salaried FTE and schedules no days, so it meets these levers trivially (the checker
+    verifies the zero hires); the warning says the lever did not shape the plan."""
+    out = []
+    if p.max_new_salaried_fte < MAX_FTE:
+        out.append(f"max_new_salaried_fte = {p.max_new_salaried_fte:g} has no effect in the {model} model: it "
+                   "opens sites without staffing them (the staffing and apl models apply it)")
+    if p.presence_unit != "week":
+        out.append(f"presence_unit = {p.presence_unit} has no effect in the {model} model: it schedules no "
+                   "physician-days (the staffing and apl models apply it)")
+    return out
+
+
+def prepare(instance, force_open=()) -> Levers:
+    """The levers of ``instance``; refuses settings no plan can meet, naming the lever."""
+    p = instance.parameters
+    s = instance.sites
+    sites = prepare_sites(instance, force_open)
+    limit = None if p.max_new_salaried_fte >= MAX_FTE else float(p.max_new_salaried_fte)
+    if limit is not None:
+        cds = s.loc[[sid for sid in force_open if s.at[sid, "kind"] == "centre_de_sante"]]
+        need = float(np.maximum(np.ceil(cds["min_fte"] - 1e-9), 1).sum())
+        if need > limit + 1e-9:
+            raise InfeasibleError(f"the forced-open centres de santé need {need:g} salaried FTE, above "
+                                  f"max_new_salaried_fte = {limit:g} (constraint 'new_fte')")
+    return replace(sites, max_new_fte=limit, presence_weeks=presence_weeks(p))
 
 
 def check_forced(lv: Levers, data) -> None:

@@ -121,7 +121,8 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     first = stages[0]
     if first.status == "infeasible":
         raise InfeasibleError(
-            "HiGHS proved the settings infeasible: check forced-open sites (--open) against the budget, "
+            "HiGHS proved the settings infeasible: check forced-open sites (--open) against the budget and the "
+            "funders' envelopes (funder_envelopes), "
             "their minimum presence (cabinet_min_days, centre_min_fte) and the practices able to staff them")
     if first.status == "error":
         raise InfeasibleError("HiGHS stopped with an error before finding a plan; re-run with --verbose")
@@ -134,7 +135,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
         dec = model.polish(ctx, data, model.decisions(ctx, data, m))
     else:
         dec, what = _fallback(model, ctx, data)
-        warnings.append(f"no feasible plan was found before the time limit: the plan is {what}")
+        warnings.append(f"HiGHS returned no plan before the time limit, so the plan is {what}")
     bound, bound_method = _bound(model, ctx, data, m, stages)
     timings["search"] = deadline.elapsed() - timings["build"]
     tables, apl_info = _tables(instance, model, ctx, dec)

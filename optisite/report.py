@@ -134,7 +134,8 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
     Drawn from the commune polygons when the instance has them, as points sized by
     population otherwise. Existing practices are black dots; opened sites are
     triangles (cabinets secondaires) and squares (centres de santé); a line joins a
-    practice to each cabinet secondaire it staffs.
+    practice to each cabinet secondaire it staffs. When the zones carry a ``zonage``
+    column, communes classed ZIP or ZAC are hatched on both panels (:func:`_zonage_overlay`).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
@@ -160,6 +161,8 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
     norm = Normalize(0, 1)
     S = sol.summary
     practice_xy = _zone_points(instance).reindex(instance.practices["zone_id"].astype(str))
+    classes = zonage(instance)
+    classes = None if classes is None else classes.reindex(z["zone_id"]).fillna("none")
     sites = sol.sites.copy()
     titles = (f"Before: {fmt_num(S.get('population_uncovered_before'))} inhabitants without access",
               f"After: {fmt_num(S.get('population_uncovered'))} inhabitants without access")
@@ -195,6 +198,8 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
                 if len(k):
                     ax.scatter(k["lon"], k["lat"], marker=marker, s=90, c=color, edgecolors="white",
                                linewidths=0.8, zorder=5)
+        if classes is not None:
+            _zonage_overlay(ax, classes, pts, poly)
         if col == "covered_after":
             _mark_changes(ax, z, pts, poly, moves)
         _label_towns(ax, z, pts)
@@ -235,6 +240,7 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
         handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", color="#0a5c2b",
                               markeredgewidth=1.6, markersize=8,
                               label=f"gains access ({moves['gained_communes']})"))
+    handles += _zonage_handles(classes)
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=9)
     cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), orientation="vertical",
                         fraction=0.025, pad=0.02)
@@ -246,6 +252,51 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
 
 
 TOWN_LABELS = 6  # the largest communes by population get their name on the map
+# Zonage overlay: hatch (polygons) or outline marker (points) per class, in a dark grey that
+# stays readable over the red-to-green shares and apart from the red crosses and green rings.
+ZONAGE_STYLE = {"ZIP": {"hatch": "///", "marker": "s", "label": "ZIP commune (zonage)"},
+                "ZAC": {"hatch": "---", "marker": "D", "label": "ZAC commune (zonage)"}}
+ZONAGE_INK = "#2b2b2b"
+
+
+def _zonage_overlay(ax, classes: pd.Series, pts: pd.DataFrame, poly) -> None:
+    """Hatch the communes classed ZIP or ZAC (``classes``: aligned with ``pts``), or ring
+    their points with an outline marker when the instance has no polygons."""
+    import matplotlib as mpl
+
+    for cls, style in ZONAGE_STYLE.items():
+        mine = (classes == cls).to_numpy()
+        if not mine.any():
+            continue
+        if poly is not None:
+            import geopandas as gpd
+
+            g = gpd.GeoSeries(poly.to_numpy()[mine], crs="EPSG:4326").dropna()
+            if len(g):  # the hatch twice, white under dark: readable over dark green and pale yellow alike
+                for ink, width, z in (("white", 1.6, 2.4), (ZONAGE_INK, 0.7, 2.5)):
+                    with mpl.rc_context({"hatch.linewidth": width, "hatch.color": ink}):
+                        g.plot(ax=ax, facecolor="none", edgecolor=ink, hatch=style["hatch"], linewidth=0,
+                               zorder=z)
+                g.plot(ax=ax, facecolor="none", edgecolor=ZONAGE_INK, linewidth=0.6, zorder=2.5)
+        else:
+            ax.scatter(pts["lon"].to_numpy()[mine], pts["lat"].to_numpy()[mine], s=150, marker=style["marker"],
+                       facecolors="none", edgecolors=ZONAGE_INK, linewidths=1.0, zorder=2.5)
+
+
+def _zonage_handles(classes: pd.Series | None) -> list:
+    """Legend entries of the zonage overlay, with each class's count of communes; none
+    when the instance has no zonage column."""
+    from matplotlib.patches import Patch
+
+    if classes is None:
+        return []
+    out = []
+    for cls, style in ZONAGE_STYLE.items():
+        n = int((classes == cls).sum())
+        if n:
+            out.append(Patch(facecolor="white", edgecolor=ZONAGE_INK, hatch=style["hatch"],
+                             label=f"{style['label']} ({n})"))
+    return out
 
 
 def _mark_changes(ax, z: pd.DataFrame, pts: pd.DataFrame, poly, moves: dict) -> None:

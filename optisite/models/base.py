@@ -213,7 +213,7 @@ class Model:
     def fallback(self, ctx: Context, data: Any) -> tuple[Decisions, str]:
         """The plan returned when the search found none, and its description: by default
         open nothing (the status quo, never worse than itself)."""
-        return Decisions.nothing(), "opens nothing (the existing supply alone)"
+        return Decisions.nothing(), "the existing supply alone (nothing opened)"
 
     def baseline_flows(self, ctx: Context, data: Any) -> pd.DataFrame | None:
         """Demand flows of the existing supply alone (access ``flows`` only)."""

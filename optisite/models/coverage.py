@@ -16,7 +16,11 @@ r"""Budgeted maximal covering (Church and ReVelle 1974, with a budget instead of
   :math:`c_j` = ``sites.fixed_cost``, :math:`B` = ``budget``.
 
 :math:`z_i` may be continuous: at an optimum it is 1 whenever some open site covers
-*i*. See ``models/coverage.md`` for the full document.
+*i*. The Cour's levers (``optisite/levers.py``): ``zonage_restrict`` leaves the
+candidates it forbids out of :math:`J`; ``funder_envelopes`` adds one row per funder,
+:math:`\sum_{j \in J_f} c_j y_j \le E_f` over the sites whose ``funder_fixed`` is *f*;
+the staffing levers have no effect here (a warning says so).
+See ``models/coverage.md`` for the full document.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import pandas as pd
 import pyomo.environ as pyo
 import scipy.sparse as sp
 
+from .. import levers as lever
 from ..instance import Instance
 from .base import Context, Decisions, Model, Objective, ResultMeaning, check_budget, register
 
@@ -46,14 +51,18 @@ class CoverageData:
     force_open: tuple[str, ...]
     force_closed: tuple[str, ...]
     dominated: tuple[str, ...] = ()  # candidates left out: another covers a superset for no more
+    levers: lever.Levers = lever.Levers()  # zonage (its sites are left out) and funders' envelopes
+    excluded: tuple[str, ...] = ()  # candidates the zonage forbids, left out of J
 
 
 def prepare(instance: Instance, pairs: pd.DataFrame, force_open=(), force_closed=()) -> CoverageData:
     """Reduce the instance to the model's sets (``pairs`` from ``reach.coverage_pairs``)."""
     z = instance.zones
+    lv = lever.prepare_sites(instance, force_open)
     wp = z["weight"] * z["population"]
     by_practice = pd.Index(pairs.loc[pairs["source_kind"] == "practice", "zone_id"].unique())
-    site_pairs = pairs.loc[pairs["source_kind"] != "practice", ["zone_id", "source_id"]]
+    site_pairs = pairs.loc[(pairs["source_kind"] != "practice") & ~pairs["source_id"].isin(list(lv.excluded)),
+                           ["zone_id", "source_id"]]
     site_pairs = site_pairs.rename(columns={"source_id": "site_id"})
     needy = wp[(wp > 0) & ~wp.index.isin(by_practice)]
     site_pairs = site_pairs[site_pairs["zone_id"].isin(needy.index)]
@@ -61,7 +70,9 @@ def prepare(instance: Instance, pairs: pd.DataFrame, force_open=(), force_closed
     constant = float(needy.drop(reachable.index).sum())
     useful = pd.Index(site_pairs["site_id"].unique()).union(pd.Index(list(force_open)))
     costs = instance.sites.loc[instance.sites.index.isin(useful), "fixed_cost"].sort_index()
-    dominated = dominated_sites(site_pairs, costs, force_open, force_closed)
+    lever.check_forced_fixed(lv, costs, force_open)
+    dominated = dominated_sites(site_pairs, costs, force_open, force_closed,
+                                group=lever.dominance_groups(lv, costs.index))
     if len(dominated):
         costs = costs.drop(dominated)
         site_pairs = site_pairs[~site_pairs["site_id"].isin(dominated)]
@@ -71,7 +82,7 @@ def prepare(instance: Instance, pairs: pd.DataFrame, force_open=(), force_closed
         constant=constant, covered_by_practice=by_practice,
         budget=float(instance.parameters.budget),
         force_open=tuple(force_open), force_closed=tuple(force_closed),
-        dominated=tuple(dominated),
+        dominated=tuple(dominated), levers=lv, excluded=lv.excluded,
     )
 
 
@@ -88,7 +99,7 @@ def cover_matrix(pairs: pd.DataFrame, zones: pd.Index, sites: pd.Index) -> sp.cs
 
 
 def dominated_sites(pairs: pd.DataFrame, costs: pd.Series, force_open=(), force_closed=(),
-                    chunk_entries: float = 2e7) -> list[str]:
+                    chunk_entries: float = 2e7, group: np.ndarray | None = None) -> list[str]:
     """Candidates that some other candidate makes useless: k dominates j when k covers
     every zone j covers (``pairs``: zone_id, site_id) and costs no more. Any plan opening
     j can open k instead (or drop j when k is open) for no more money and no less
@@ -99,7 +110,9 @@ def dominated_sites(pairs: pd.DataFrame, costs: pd.Series, force_open=(), force_
     elements and every one left out has a kept dominator. A forced-closed candidate
     dominates nothing; a forced-open one is never left out. Overlaps come from the
     sparse product zones-by-sites transposed by itself, a slice of columns at a time
-    so that memory stays near ``chunk_entries`` overlap entries.
+    so that memory stays near ``chunk_entries`` overlap entries. Under funders' envelopes
+    (``group``, from ``levers.dominance_groups``) k dominates j only if it is paid by the
+    same funder or by one without envelope: only then does the swap keep every envelope.
     """
     n = len(costs)
     if n < 2 or pairs.empty:
@@ -125,6 +138,8 @@ def dominated_sites(pairs: pd.DataFrame, costs: pd.Series, force_open=(), force_
         j = o.row + start
         k = o.col
         contains = (o.data == size[j]) & (j != k) & may_go[j] & can_dominate[k]
+        if group is not None:
+            contains &= (group[k] == group[j]) | (group[k] < 0)
         j, k = j[contains], k[contains]
         better = (size[k] > size[j]) & (cost[k] <= cost[j])
         better |= (size[k] == size[j]) & ((cost[k] < cost[j]) | ((cost[k] == cost[j]) & (k < j)))
@@ -192,6 +207,8 @@ def add_constraints(m, data: CoverageData) -> None:
     m.cost = pyo.Expression(expr=sum(c[j] * m.y[j] for j in m.J))
     if len(m.J):
         m.budget = pyo.Constraint(expr=sum((c[j] / s) * m.y[j] for j in m.J) <= data.budget / s)
+    # funders' envelopes on the fixed costs (no staff here): one row per funder that pays a site of J
+    lever.add_envelopes(m, data.levers, [(j, c[j], m.y[j]) for j in m.J], [], scale=s)
 
 
 def add_objectives(m, data: CoverageData) -> None:
@@ -223,6 +240,7 @@ class Coverage(Model):
         o = ctx.options
         data = prepare(ctx.instance, ctx.pairs, o.force_open, o.force_closed)
         check_budget(data.sites, list(data.force_open), data.budget, what="cheapest site")
+        ctx.warnings.extend(lever.without_staffing(ctx.instance.parameters, self.name))
         return data
 
     def build(self, data: CoverageData):
@@ -251,7 +269,7 @@ class Coverage(Model):
             return []
         seconds = ctx.deadline.part(START_SHARE, at_most=START_MAX_S, at_least=0.2)
         t = time.perf_counter()
-        plan = greedy_coverage(data, seconds=seconds, seed=ctx.options.seed)
+        plan = within_envelopes(data, greedy_coverage(data, seconds=seconds, seed=ctx.options.seed))
         set_coverage_start(m, plan)
         value = float(pyo.value(m.uncovered))
         ctx.say(f"greedy start opens {len(plan)} site(s), {value:,.0f} uncovered")
@@ -263,3 +281,20 @@ class Coverage(Model):
 
     def decisions(self, ctx: Context, data: CoverageData, m) -> Decisions:
         return Decisions(open_sites=opened(m))
+
+
+def within_envelopes(data: CoverageData, plan: list[str]) -> list[str]:
+    """``plan`` with, for each funder over its envelope, its dearest sites not forced open
+    closed until it fits (the greedy plan knows the budget only): a feasible MIP start.
+    The forced-open sites fit (``levers.check_forced_fixed``)."""
+    lv = data.levers
+    keep = list(plan)
+    for who, cap in sorted(lv.envelopes.items()):
+        mine = [j for j in keep if lv.funder_fixed[j] == who]
+        spent = float(data.sites[mine].sum()) if mine else 0.0
+        for j in sorted((j for j in mine if j not in data.force_open), key=lambda j: (-data.sites[j], j)):
+            if spent <= cap * (1 + 1e-9) + 1e-6:
+                break
+            keep.remove(j)
+            spent -= float(data.sites[j])
+    return keep

@@ -432,7 +432,8 @@ class Phasing(Model):
         """The plan made year by year when HiGHS found none on the whole horizon in time
         (a feasible plan, never worse than doing nothing: else it was not kept as the start)."""
         if "decisions" in data.start_plan:
-            return data.start_plan["decisions"], "the plan made year by year (the MIP start)"
+            return data.start_plan["decisions"], ("the one made year by year, given to HiGHS as its start: "
+                                                  "feasible, but not optimised over the whole horizon")
         return super().fallback(ctx, data)
 
     def finish(self, ctx: Context, data: PhasingData, tables: dict, summary: dict) -> Finish:
