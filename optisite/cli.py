@@ -284,7 +284,9 @@ SOLVE_OPTIONS = [
                  help="Retirement scenario of the GP supply over the years (default over60_within_5; "
                       "models/phasing.md)."),
     click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
-                 help=f"Seconds for the whole solve (default {DEFAULT_TIME_LIMIT:g})."),
+                 help=f"Seconds for the whole command, start-up to folder written (default "
+                      f"{DEFAULT_TIME_LIMIT:g}): it ends within the limit + max(5 s, 10 %), or warns with the "
+                      "figures when the limit is below the run's fixed minimum (models/solving.md)."),
     click.option("--gap", type=click.FloatRange(min=0, max=1), default=None,
                  help="Relative MIP gap (default 1e-4)."),
     click.option("--threads", type=click.IntRange(min=1), default=None, help="HiGHS threads."),
