@@ -201,7 +201,7 @@ def main(argv=None) -> int:
                     f"# --time-limit against the command's wall time\n\n`python benchmarks/time_limits.py "
                     f"{' '.join(argv if argv is not None else sys.argv[1:])}`, {a.threads} thread(s), shared 2-core "
                     f"machine (load average per row). Tolerance: limit + max(5 s, 10 %).\n\n"
-                    + markdown(df[[c for c in COMPACT if c in df]].fillna("")) + "\n\nEvery column: "
+                    + markdown(df[[c for c in COMPACT if c in df]].astype(object).fillna("")) + "\n\nEvery column: "
                     f"`benchmarks/results/{a.out}.csv`.\n")
     return 0
 
