@@ -70,6 +70,7 @@ class Outcome:
     caught: list[str] = field(default_factory=list)  # signals received while it ran
     killed: bool = False  # the parent killed the child at the deadline
     kept: str | None = None  # killed: "streamed plan" or "start" (which plan x is)
+    exit_code: int | None = None  # the child ended on its own without a result (a crash), with this code
     logs: list[tuple[str, int, str]] = field(default_factory=list)  # Pyomo log records of the child
 
 
@@ -216,7 +217,7 @@ def run(opt, stopper, time_left: float, caught: list[str],
     proc.start()
     send.close()
     end = t0 + time_left + GRACE_S
-    got, done, passed_on = _Stream(), None, 0
+    got, done, passed_on, crashed = _Stream(), None, 0, None
     try:
         while done is None:
             now = time.perf_counter()
@@ -229,11 +230,14 @@ def run(opt, stopper, time_left: float, caught: list[str],
                 break
             if not recv.poll(min(POLL_S, end - now)):
                 if not proc.is_alive() and not recv.poll(0):
-                    break  # died without a word (out of memory, killed from outside)
+                    crashed = proc.exitcode  # died without a word (out of memory, killed from outside)
+                    break
                 continue
             try:
                 msg = recv.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError):  # the child ended without a result
+                proc.join(POLL_S)
+                crashed = proc.exitcode
                 break
             kind, obj, bound, nodes, x = msg if msg[0] != "done" else (msg[0], None, None, -1, None)
             if kind == "done":
@@ -259,7 +263,9 @@ def run(opt, stopper, time_left: float, caught: list[str],
             logging.getLogger(name).log(level, text)
         done.caught = list(caught) or done.caught  # the parent's own signal first
         return done
-    return _killed(opt, got, caught)
+    out = _killed(opt, got, caught)
+    out.exit_code = crashed
+    return out
 
 
 def _signal(proc, name: str) -> None:

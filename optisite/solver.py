@@ -272,6 +272,8 @@ def _result(opt: Highs, out: hard_stop.Outcome, name: str, seconds: float, hando
         status = "interrupted" if out.caught else "time_limit"
         extra["stopped_by"] = HARD
         extra["kept"] = out.kept
+        if out.exit_code is not None:
+            extra["child_exit_code"] = out.exit_code
     elif out.caught or out.interrupted:
         # Pyomo (6.10) maps HiGHS's kInterrupt to 'unknown' and drops the incumbent: read it here.
         # Our own stopper's interrupt is a limit, not a signal.
@@ -428,9 +430,11 @@ class StageSolver:
         elif stage.extra.get("stopped_by") == HARD:
             kept = {"streamed plan": "it kept the last plan HiGHS had found",
                     "start": "it kept the start HiGHS was given"}.get(stage.extra.get("kept"), "no plan had been found")
-            self.deadline.cut(f"stage '{name}' stopped by a hard stop: HiGHS had not stopped "
-                              f"{hard_stop.GRACE_S:g} s after its limit ({stage.seconds:.1f} s), so its process "
-                              f"was ended; {kept}", plan=plan)
+            why = (f"HiGHS's process ended without a result (exit code {stage.extra['child_exit_code']})"
+                   if "child_exit_code" in stage.extra else
+                   f"HiGHS had not stopped {hard_stop.GRACE_S:g} s after its limit, so its process was ended")
+            self.deadline.cut(f"stage '{name}' stopped by a hard stop after {stage.seconds:.1f} s: {why}; {kept}",
+                              plan=plan)
         return stage
 
     def _skip(self, name: str, left: float | None) -> bool:

@@ -107,6 +107,19 @@ def test_an_infeasible_start_is_not_kept(tmp_path, monkeypatch):
     assert not r.has_solution and r.status == "time_limit"
 
 
+def test_a_child_that_dies_without_a_result_is_said_so(monkeypatch):
+    m, w, _, value = knapsack()
+    for i in m.I:
+        m.x[i].set_value(1 if i < 4 else 0)
+    monkeypatch.setattr(hard_stop, "child_hook", lambda event: os._exit(3) if event == "start" else None)
+    deadline = Deadline(30.0)
+    r = StageSolver(SolveOptions(time_limit=30, threads=1), deadline).lexicographic(
+        m, [Objective("value", value)], warm_start=True, canonical=False)[0]
+    assert r.extra["stopped_by"] == HARD and r.extra["child_exit_code"] == 3
+    assert r.extra["kept"] == "start" and r.has_solution and feasible(m, w)
+    assert any("exit code 3" in c for c in deadline.cuts)
+
+
 def test_a_killed_first_stage_still_gives_a_checked_plan(tmp_path, monkeypatch):
     """The whole pipeline on tiny, its first HiGHS stage killed: the plan is the one the child
     streamed (the start it was given), the later stages run, the checker passes, and the run
