@@ -248,7 +248,7 @@ def _run(opt: Highs, m, name: str, time_left: float | None, watch: Watch | None 
         size = 0 if highs is None else int(highs.getNumNz() + highs.getNumRow() + highs.getNumCol())
         stopper = _Stopper(node_budget(effort_s, size),
                            None if time_left is None else time.perf_counter() + time_left, caught)
-        if time_left is not None and highs is not None and hard_stop.available():
+        if time_left is not None and highs is not None and hard_stop.available(size):
             out = hard_stop.run(opt, stopper, time_left, caught, _relay(name, scale, time_left, watch))
         else:
             _use_threads(int(opt.highs_options.get("threads", 0)))

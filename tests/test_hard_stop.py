@@ -30,6 +30,12 @@ TABLES = ("solution.json", "sites.csv", "schedule.csv", "practices.csv", "assign
 pytestmark = pytest.mark.skipif(not hard_stop.available(), reason="needs fork (Linux) and the main thread")
 
 
+@pytest.fixture(autouse=True)
+def every_model_in_a_child(monkeypatch):
+    """The models here are small: run them in a child all the same."""
+    monkeypatch.setattr(hard_stop, "MIN_SIZE", 0)
+
+
 def stall_once(flag: Path, where: str, then=None):
     """A child hook: the first child to reach ``where`` stalls (runs ``then`` first)."""
     def hook(event: str) -> None:
