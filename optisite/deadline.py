@@ -9,7 +9,8 @@ Two clocks, because a wall clock is not reproducible (``models/solving.md``, "Th
 limit"): HiGHS's branch and bound stops first on an **effort budget**, a count of
 nodes derived from the limit and the model's size only (:func:`node_budget`), so that
 the same command on the same machine stops at the same node and returns the same
-plan; the wall clock stays as a safety net. Every step that the wall clock shortens or
+plan; the wall clock stays as a safety net, and a HiGHS run that ignores it (presolve,
+a root LP) is ended by the hard stop (``optisite/hard_stop.py``). Every step that the wall clock shortens or
 skips is noted with :meth:`Deadline.cut`: the solution says whether its run can be
 reproduced.
 """
