@@ -185,3 +185,18 @@ def test_the_child_gives_the_same_tables_as_highs_in_process(monkeypatch):
     assert [(s["name"], s["status"], s["extra"].get("nodes")) for s in sa] == \
            [(s["name"], s["status"], s["extra"].get("nodes")) for s in sb]
     assert a.summary["solver"]["reproducible"] and b.summary["solver"]["reproducible"]
+
+
+def test_the_live_display_follows_a_stage_run_in_a_child():
+    from optisite.solver import Progress
+
+    seen: list[Progress] = []
+    sol = solve(load_instance(ROOT / "instances" / "tiny"), SolveOptions(model="staffing", time_limit=30, threads=1),
+                watch=seen.append)
+    first = [p for p in seen if p.stage == "uncovered"]
+    assert first, seen
+    stage = sol.summary["solver"]["stages"][0]
+    assert "stopped_by" not in stage["extra"]  # the child returned
+    assert first[-1].objective == pytest.approx(stage["objective"], rel=1e-9)
+    assert first[0].objective <= sol.summary["population_uncovered_before"] + 1e-6
+    assert all(p.left is None or p.left <= 30 for p in seen)
