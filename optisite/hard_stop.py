@@ -245,10 +245,10 @@ def run(opt, stopper, time_left: float, caught: list[str],
                 proc.join(POLL_S)
                 crashed = proc.exitcode
                 break
-            kind, obj, bound, nodes, x = msg if msg[0] != "done" else (msg[0], None, None, -1, None)
-            if kind == "done":
+            if msg[0] == "done":
                 done = msg[1]
                 break
+            kind, obj, bound, nodes, x = msg  # plan, progress or error
             if kind == "error":
                 raise RuntimeError(f"HiGHS failed in its child process: {obj}")
             got.bound = bound if bound is not None else got.bound
