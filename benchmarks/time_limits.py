@@ -1,7 +1,8 @@
 """Issue 17 item 10: does ``--time-limit`` bound the whole command's wall time?
 
     python benchmarks/time_limits.py [--cases tiny,nievre-58,rhone-69,Kings:70,DIR]
-        [--limits 1,5,20,60] [--model staffing] [--threads 1] [--no-peer] [--out time_limits]
+        [--limits 1,5,20,60] [--model staffing] [--threads 1] [--hard-stop on,off] [--no-peer]
+        [--out time_limits]
 
 For each case and limit, ``optisite solve CASE --time-limit L --threads 1`` runs in a
 child process (shipped and built instance folders through the real command line; a
@@ -17,11 +18,15 @@ report). Columns:
   ``search_end_s`` and ``solve_end_s``: from the command's start to the end of the
   search (stages, polish, bound) and of ``solve()`` (tables, APL, checker: ``check_s``);
   what follows is writing the folder and its report;
-* ``status``, ``stopped_by`` (effort budget / wall clock), ``reproducible``, ``objective``,
+* ``hard_stop``: ``on``, HiGHS stages run in a child process killed at their limit
+  (``optisite/hard_stop.py``); ``off``, HiGHS in the process itself (``OPTISITE_HARD_STOP=0``,
+  the behaviour before it): both in the same run, one after the other, so the pair
+  shares the machine's load; ``killed``: stages the hard stop ended, and what each kept;
+* ``status``, ``stopped_by`` (effort budget / wall clock / hard stop), ``reproducible``, ``objective``,
   ``uncovered_before`` and ``uncovered_after`` (inhabitants without access with the existing
   supply alone and with the plan: a plan is never worse); ``nodes`` and ``node_budget`` of
   stage 1 (HiGHS's branch and bound against its effort budget); ``cuts``: what the wall
-  clock cut;
+  clock cut; ``floor_warning``: the run said its limit is below its fixed minimum;
 * peer, plain HiGHS on the same model (``pipeline.build``, the first objective, APPSI,
   HiGHS's own ``time_limit`` = L, one thread), timed from ``solve`` call to return:
   ``peer_s``, ``peer_per_limit``; the build before it is not counted for the peer, so
@@ -101,9 +106,10 @@ def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def run_case(case: str, limit: float, model: str, threads: int, with_peer: bool, work: Path) -> dict:
-    out = work / f"{Path(case).name.replace(':', '-')}-{limit:g}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_case(case: str, limit: float, model: str, threads: int, with_peer: bool, work: Path,
+             hard_stop: str = "on") -> dict:
+    out = work / f"{Path(case).name.replace(':', '-')}-{limit:g}-{hard_stop}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPTISITE_HARD_STOP": "1" if hard_stop == "on" else "0"}
     m = model_for(case, model)
     if ":" in case:
         cmd = [sys.executable, __file__, "--child", case, str(limit), str(out), m, str(threads)]
@@ -111,7 +117,7 @@ def run_case(case: str, limit: float, model: str, threads: int, with_peer: bool,
         path = Path(case) if Path(case).is_dir() else ROOT / "instances" / case
         cmd = [sys.executable, "-m", "optisite", "solve", str(path), "--model", m, "--time-limit", f"{limit:g}",
                "--threads", str(threads), "--out", str(out), "--force", "--quiet"]
-    row = {"case": case, "model": m, "limit_s": limit, "load": loadavg()}
+    row = {"case": case, "model": m, "limit_s": limit, "hard_stop": hard_stop, "load": loadavg()}
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     row["wall_s"] = round(time.perf_counter() - t, 2)
@@ -132,6 +138,12 @@ def run_case(case: str, limit: float, model: str, threads: int, with_peer: bool,
         first = sv["stages"][0]
         row["nodes"], row["node_budget"] = first["extra"].get("nodes"), first["extra"].get("node_budget")
         row["cuts"] = "; ".join(sv.get("wall_clock_cuts") or [])
+        killed = [s for s in sv["stages"] + sv["start_stages"] if s["extra"].get("stopped_by") == "hard stop"]
+        row["killed"] = "; ".join(f"{s['name']} ({s['seconds']:.1f} s, kept {s['extra'].get('kept') or 'nothing'})"
+                                  for s in killed) or "-"
+        row["floor_warning"] = any("fixed minimum" in w for w in S["warnings"])
+        row["slowest_stage"] = max(((s["seconds"], s["name"]) for s in sv["stages"]), default=(0.0, "-"))
+        row["slowest_stage"] = f"{row['slowest_stage'][1]} {row['slowest_stage'][0]:.1f} s"
     if with_peer:
         p = subprocess.run([sys.executable, __file__, "--peer", case, str(limit), m, str(threads)], env=env,
                            capture_output=True, text=True)
@@ -145,12 +157,18 @@ def run_case(case: str, limit: float, model: str, threads: int, with_peer: bool,
     return row
 
 
+COMPACT = ["case", "limit_s", "hard_stop", "load", "load_after", "wall_s", "wall_per_limit", "within", "to_model_s",
+           "search_end_s", "status", "stopped_by", "killed", "slowest_stage", "objective", "uncovered_after",
+           "floor_warning", "peer_s", "error"]  # the Markdown table's columns
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="tiny,nievre-58,rhone-69,Kings:70")
     ap.add_argument("--limits", default="1,5,20,60")
     ap.add_argument("--model", default="staffing")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--hard-stop", default="on,off", help="on, off or both (on,off): HiGHS in a killable child")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--out", default="time_limits")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
@@ -171,9 +189,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="optisite-time-limits-") as work:
         for case in [c for c in a.cases.split(",") if c]:
             for limit in [float(x) for x in a.limits.split(",") if x]:
-                row = run_case(case, limit, a.model, a.threads, not a.no_peer, Path(work))
-                print(row, flush=True)
-                rows.append(row)
+                for k, hs in enumerate(x for x in a.hard_stop.split(",") if x):
+                    row = run_case(case, limit, a.model, a.threads, not a.no_peer and k == 0, Path(work), hs)
+                    row["load_after"] = loadavg()
+                    print(row, flush=True)
+                    rows.append(row)
                 df = pd.DataFrame(rows)
                 RESULTS.mkdir(exist_ok=True)
                 df.to_csv(RESULTS / f"{a.out}.csv", index=False)
@@ -181,7 +201,8 @@ def main(argv=None) -> int:
                     f"# --time-limit against the command's wall time\n\n`python benchmarks/time_limits.py "
                     f"{' '.join(argv if argv is not None else sys.argv[1:])}`, {a.threads} thread(s), shared 2-core "
                     f"machine (load average per row). Tolerance: limit + max(5 s, 10 %).\n\n"
-                    + markdown(df.fillna("")) + "\n")
+                    + markdown(df[[c for c in COMPACT if c in df]].astype(object).fillna("")) + "\n\nEvery column: "
+                    f"`benchmarks/results/{a.out}.csv`.\n")
     return 0
 
 

@@ -294,7 +294,10 @@ SOLVE_OPTIONS = [
                  help="Robust plan: the year each scenario's supply is read in (default 0: the last year "
                       "of the horizon, horizon_years)."),
     click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
-                 help=f"Seconds for the whole solve (default {DEFAULT_TIME_LIMIT:g})."),
+                 help=f"Seconds for the whole command, start-up to folder written (default "
+                      f"{DEFAULT_TIME_LIMIT:g}). Target: within the limit + max(5 s, 10 %); HiGHS is stopped "
+                      "at each stage's share; a limit below the run's fixed minimum (start-up, loading, build, "
+                      "writing) is said in a warning with the figures (models/solving.md)."),
     click.option("--gap", type=click.FloatRange(min=0, max=1), default=None,
                  help="Relative MIP gap (default 1e-4)."),
     click.option("--threads", type=click.IntRange(min=1), default=None, help="HiGHS threads."),

@@ -9,7 +9,8 @@ Two clocks, because a wall clock is not reproducible (``models/solving.md``, "Th
 limit"): HiGHS's branch and bound stops first on an **effort budget**, a count of
 nodes derived from the limit and the model's size only (:func:`node_budget`), so that
 the same command on the same machine stops at the same node and returns the same
-plan; the wall clock stays as a safety net. Every step that the wall clock shortens or
+plan; the wall clock stays as a safety net, and a HiGHS run that ignores it (presolve,
+a root LP) is ended by the hard stop (``optisite/hard_stop.py``). Every step that the wall clock shortens or
 skips is noted with :meth:`Deadline.cut`: the solution says whether its run can be
 reproduced.
 """
@@ -111,9 +112,29 @@ POST_PER_ZONE_S = 0.008
 POST_MAX_SHARE = 0.3
 
 
+def post_solve_estimate(zones: int) -> float:
+    """Seconds the tables, APL, checker and writing are expected to take (not a share)."""
+    return POST_BASE_S + POST_PER_ZONE_S * zones
+
+
 def post_solve_reserve(seconds: float | None, zones: int) -> float:
     """Seconds the search leaves for what follows it, estimated from the instance size
     (``models/solving.md``, "The time limit")."""
     if seconds is None:
         return 0.0
-    return min(POST_MAX_SHARE * seconds, POST_BASE_S + POST_PER_ZONE_S * zones)
+    return min(POST_MAX_SHARE * seconds, post_solve_estimate(zones))
+
+
+def floor_warning(seconds: float | None, built_s: float, zones: int) -> str | None:
+    """A warning with the figures when ``--time-limit`` is below the run's fixed minimum:
+    what start-up, loading and the build took (``built_s``, measured) plus what the tables,
+    checker and writing are expected to take; no limit can end the command before that."""
+    if seconds is None:
+        return None
+    post = post_solve_estimate(zones)
+    floor = built_s + post
+    if floor <= seconds:
+        return None
+    return (f"the time limit of {seconds:g} s is below this run's fixed minimum of about {floor:.0f} s "
+            f"(start-up, loading and the build took {built_s:.1f} s; the tables, the checker and writing need "
+            f"about {post:.0f} s more): the command ends past the limit and the search had almost no time")

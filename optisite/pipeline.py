@@ -21,7 +21,7 @@ from typing import Callable
 
 from . import __version__
 from . import models as registry
-from .deadline import Deadline, post_solve_reserve
+from .deadline import Deadline, floor_warning, post_solve_reserve
 from .errors import InfeasibleError, InputError
 from .instance import Instance
 from .models.base import Context, Decisions, Model
@@ -98,6 +98,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     ctx.say(model.describe(data))
     m = model.build(data)
     timings["build"] = deadline.elapsed()
+    below_floor = floor_warning(options.time_limit, timings["build"], len(instance.zones))
 
     # -- the status quo, the start and the search ---------------------------------------
     if model.result.access == "flows":
@@ -129,7 +130,7 @@ def solve(instance: Instance, options: SolveOptions | None = None, *, check: boo
     timings["solve"] = deadline.elapsed() - timings["build"]
 
     # -- the plan --------------------------------------------------------------------
-    warnings: list[str] = [highs_warning] if highs_warning else []
+    warnings: list[str] = [w for w in (below_floor, highs_warning) if w]
     ctx.flows_final = any(s.name == "flows" and s.status == "optimal" for s in stages)
     if first.has_solution:
         dec = model.polish(ctx, data, model.decisions(ctx, data, m))

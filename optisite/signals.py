@@ -2,7 +2,8 @@
 
 The CLI turns both signals into :class:`Interrupted` (a KeyboardInterrupt, so ``finally``
 blocks remove temporary files); while HiGHS runs, the solver instead asks HiGHS to stop
-and keep its incumbent. Both install their handler with :func:`handling`, which
+and keep its incumbent (HiGHS in a child process: the signal is passed on to the child,
+which is killed if it has not returned 2 s later; ``optisite/hard_stop.py``). Both install their handler with :func:`handling`, which
 restores the previous one on exit and does nothing outside the main thread.
 """
 

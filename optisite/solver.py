@@ -24,6 +24,7 @@ from pyomo.common.timing import HierarchicalTimer
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers.highs import Highs
 
+from . import hard_stop
 from .deadline import Deadline, node_budget
 from .signals import Interrupted, handling
 from .models.base import Objective
@@ -176,6 +177,7 @@ def _watching(opt: Highs, name: str, scale: float, time_left: float | None, watc
 
 EFFORT = "effort budget"  # extra.stopped_by: HiGHS stopped at its node budget (reproducible)
 WALL = "wall clock"  # extra.stopped_by: stopped by the time limit (may differ from run to run)
+HARD = "hard stop"  # extra.stopped_by: HiGHS did not stop at its limit; its child process was killed
 
 
 class _Stopper:
@@ -221,7 +223,8 @@ def _run(opt: Highs, m, name: str, time_left: float | None, watch: Watch | None 
          scale: float = 1.0, effort_s: float | None = None) -> StageResult:
     """One HiGHS run of at most ``time_left`` seconds (wall clock, the hand-over
     included) and, for a MIP, at most :func:`~optisite.deadline.node_budget` nodes for
-    ``effort_s`` nominal seconds; ``extra.stopped_by`` says which stopped it."""
+    ``effort_s`` nominal seconds; ``extra.stopped_by`` says which stopped it. With a time
+    limit HiGHS runs in a child process killed at the limit (:mod:`optisite.hard_stop`)."""
     if not any(not v.fixed for v in m.component_data_objects(pyo.Var, descend_into=True)):
         # Nothing left to decide (no reachable candidate, everyone already covered, or all
         # decisions forced): HiGHS refuses an empty model, and the answer is the constant.
@@ -245,51 +248,92 @@ def _run(opt: Highs, m, name: str, time_left: float | None, watch: Watch | None 
         size = 0 if highs is None else int(highs.getNumNz() + highs.getNumRow() + highs.getNumCol())
         stopper = _Stopper(node_budget(effort_s, size),
                            None if time_left is None else time.perf_counter() + time_left, caught)
-        with _watching(opt, name, scale, time_left, watch), _stopping(opt, stopper):
-            res = opt.solve(m, timer=timer)
-    seconds = time.perf_counter() - t0
-    status = _STATUS.get(res.termination_condition, "error")
-    obj = res.best_feasible_objective
-    bound = res.best_objective_bound
-    highs = getattr(opt, "_solver_model", None)
+        if time_left is not None and highs is not None and hard_stop.available(size):
+            out = hard_stop.run(opt, stopper, time_left, caught, _relay(name, scale, time_left, watch))
+        else:
+            _use_threads(int(opt.highs_options.get("threads", 0)))
+            with _watching(opt, name, scale, time_left, watch), _stopping(opt, stopper):
+                res = opt.solve(m, timer=timer)
+            out = hard_stop.outcome_of(opt, res, stopper, caught)
+    return _result(opt, out, name, time.perf_counter() - t0, _handover_seconds(timer), stopper.nodes)
+
+
+def _result(opt: Highs, out: hard_stop.Outcome, name: str, seconds: float, handover: float,
+            node_budget_: int | None) -> StageResult:
+    """A run's :class:`~optisite.hard_stop.Outcome` as a StageResult; its plan, if any, is
+    loaded into the model's variables."""
+    term = TerminationCondition[out.termination]
+    status = _STATUS.get(term, "error")
+    obj, bound, x = out.objective, out.bound, out.x
     extra: dict = {}
-    interrupted = highs is not None and highs.getModelStatus() == highspy.HighsModelStatus.kInterrupt
-    if status == "time_limit" and res.termination_condition == TerminationCondition.maxTimeLimit:
+    if status == "time_limit" and term == TerminationCondition.maxTimeLimit:
         extra["stopped_by"] = WALL
-    if caught or interrupted:
+    if out.killed:  # HiGHS did not return by its limit (+ grace): the parent stopped it
+        status = "interrupted" if out.caught else "time_limit"
+        extra["stopped_by"] = HARD
+        extra["kept"] = out.kept
+        if out.exit_code is not None:
+            extra["child_exit_code"] = out.exit_code
+    elif out.caught or out.interrupted:
         # Pyomo (6.10) maps HiGHS's kInterrupt to 'unknown' and drops the incumbent: read it here.
         # Our own stopper's interrupt is a limit, not a signal.
-        status = "time_limit" if stopper.reason and not caught else "interrupted"
+        status = "time_limit" if out.reason and not out.caught else "interrupted"
         if status == "time_limit":
-            extra["stopped_by"] = stopper.reason
-        sol = getattr(opt, "_sol", None)
-        if obj is None and sol is not None and sol.value_valid:
-            info = highs.getInfo()
-            obj = info.objective_function_value
-            bound = info.mip_dual_bound if info.mip_node_count >= 0 else None
-    has = obj is not None
+            extra["stopped_by"] = out.reason
+        if obj is None and x is not None:
+            obj = out.info_objective
+            bound = out.info_bound if out.nodes >= 0 else None
+    has = obj is not None and x is not None
     if status == "optimal" and bound is None:
         bound = obj
     if has:
-        res.solution_loader.load_vars()
-    handover = 0.0
+        _load(opt, x)
+    if out.caught:
+        extra["signal"] = out.caught[0]
+    if node_budget_ is not None and out.nodes >= 0:  # a MIP: its effort, against its budget
+        extra["nodes"], extra["node_budget"] = int(out.nodes), node_budget_
+    return StageResult(
+        name=name, status=status, objective=None if obj is None else float(obj),
+        bound=None if bound is None else float(bound), gap=relative_gap(obj, bound),
+        seconds=seconds, handover_seconds=handover, has_solution=has, extra=extra,
+    )
+
+
+def _load(opt: Highs, x) -> None:
+    """Column values ``x`` of the model HiGHS holds into the Pyomo variables (APPSI's map)."""
+    sol = highspy.HighsSolution()
+    sol.col_value = x
+    sol.value_valid = True
+    opt._sol = sol
+    opt.load_vars()
+
+
+def _handover_seconds(timer: HierarchicalTimer) -> float:
     try:
         handover = timer.get_total_time("set_instance") if "set_instance" in timer.timers else 0.0
         if "update" in timer.timers:
             handover += timer.get_total_time("update")
     except Exception:  # timer layout differs across Pyomo versions; timings are informative only
         handover = 0.0
-    if caught:
-        extra["signal"] = caught[0]
-    if stopper.nodes is not None and highs is not None and m.nvariables():
-        info = highs.getInfo()
-        if info.mip_node_count >= 0:  # a MIP: its effort, against its budget
-            extra["nodes"], extra["node_budget"] = int(info.mip_node_count), stopper.nodes
-    return StageResult(
-        name=name, status=status, objective=None if obj is None else float(obj),
-        bound=None if bound is None else float(bound), gap=relative_gap(obj, bound),
-        seconds=seconds, handover_seconds=handover, has_solution=has, extra=extra,
-    )
+    return handover
+
+
+def _relay(name: str, scale: float, time_left: float, watch: Watch | None):
+    """The live display's callback for a stage run in a child (it streams its progress)."""
+    if watch is None:
+        return None
+    t0 = time.perf_counter()
+
+    def relay(obj: float | None, bound: float | None, _improving: bool) -> None:
+        now = time.perf_counter() - t0
+        try:
+            watch(Progress(stage=name, objective=None if obj is None else obj * scale,
+                           bound=None if bound is None else bound * scale, gap=relative_gap(obj, bound),
+                           seconds=now, left=max(0.0, time_left - now)))
+        except Exception:  # noqa: BLE001 - a display must not break the solve
+            pass
+
+    return relay
 
 
 def _hand_over(opt: Highs, m, timer: HierarchicalTimer) -> None:
@@ -304,19 +348,17 @@ def _hand_over(opt: Highs, m, timer: HierarchicalTimer) -> None:
         timer.stop("update")
 
 
-_THREADS: list[int] = []  # thread count of HiGHS's process-wide scheduler, once started
+_THREADS: list[int] = []  # thread count our in-process runs started HiGHS's scheduler with
 
 
 def _use_threads(threads: int) -> None:
     """HiGHS keeps one thread scheduler per process and refuses another thread count
-    ("scheduler has already been initialized"): restart it when the count changes."""
-    if _THREADS and _THREADS[0] != threads:
-        import highspy
-
+    ("scheduler has already been initialized"): restart it when the count changes, and
+    before our first in-process run (stages in a child leave the process's scheduler to
+    whoever runs HiGHS here first, e.g. the staffing start at HiGHS's default count)."""
+    if not _THREADS or _THREADS[0] != threads:
         highspy.Highs.resetGlobalScheduler(True)
-        _THREADS.clear()
-    if not _THREADS:
-        _THREADS.append(threads)
+        _THREADS[:] = [threads]
 
 
 class StageSolver:
@@ -335,7 +377,6 @@ class StageSolver:
         opt.config.mip_gap = gap
         opt.config.stream_solver = self.options.verbose
         threads = int(self.options.threads or 0)
-        _use_threads(threads)
         opt.highs_options = {"random_seed": int(self.options.seed), "mip_abs_gap": 1e-6, "threads": threads,
                              **(highs_options or {})}
         return opt
@@ -383,8 +424,17 @@ class StageSolver:
              effort_s: float | None = None) -> StageResult:
         """:func:`_run`, noting on the deadline a stage the wall clock stopped."""
         stage = _run(opt, m, name, left, watch, scale, effort_s)
-        if stage.extra.get("stopped_by") == WALL:  # a bound hook's runs ('bound: ...') leave the plan alone
-            self.deadline.cut(f"stage '{name}' stopped by the wall clock", plan=not name.startswith("bound:"))
+        plan = not name.startswith("bound:")  # a bound hook's runs ('bound: ...') leave the plan alone
+        if stage.extra.get("stopped_by") == WALL:
+            self.deadline.cut(f"stage '{name}' stopped by the wall clock", plan=plan)
+        elif stage.extra.get("stopped_by") == HARD:
+            kept = {"streamed plan": "it kept the last plan HiGHS had found",
+                    "start": "it kept the start HiGHS was given"}.get(stage.extra.get("kept"), "no plan had been found")
+            why = (f"HiGHS's process ended without a result (exit code {stage.extra['child_exit_code']})"
+                   if "child_exit_code" in stage.extra else
+                   f"HiGHS had not stopped {hard_stop.GRACE_S:g} s after its limit, so its process was ended")
+            self.deadline.cut(f"stage '{name}' stopped by a hard stop after {stage.seconds:.1f} s: {why}; {kept}",
+                              plan=plan)
         return stage
 
     def _skip(self, name: str, left: float | None) -> bool:

@@ -3,7 +3,8 @@ inputs, no timed assertions (a fake clock stands in for the wall clock)."""
 
 from __future__ import annotations
 
-from optisite.deadline import Deadline, node_budget, post_solve_reserve, tolerance
+from optisite.deadline import (Deadline, floor_warning, node_budget, post_solve_estimate, post_solve_reserve,
+                               tolerance)
 
 
 class FakeClock:
@@ -46,3 +47,33 @@ def test_tolerance_and_post_solve_reserve():
     assert post_solve_reserve(None, 1000) == 0.0
     assert post_solve_reserve(1, 1000) <= 0.3  # never most of a short limit
     assert post_solve_reserve(600, 5000) > post_solve_reserve(600, 300)
+
+
+def test_floor_warning_gives_the_figures_only_below_the_fixed_minimum():
+    assert floor_warning(None, 30.0, 500) is None
+    post = post_solve_estimate(500)  # 4 s + 8 ms a zone
+    assert post == 8.0
+    assert floor_warning(20.0, 12.0, 500) is None  # 12 + 8 = 20: the limit can hold
+    w = floor_warning(5.0, 4.6, 500)
+    assert w is not None
+    assert "5 s" in w and "about 13 s" in w and "4.6 s" in w and "about 8 s" in w
+
+
+def test_a_run_whose_limit_is_below_its_fixed_minimum_says_so():
+    """The limit counts from the command's start: a start 20 s ago puts the build past a 1 s limit."""
+    import time
+    from pathlib import Path
+
+    from optisite import load_instance
+    from optisite.pipeline import SolveOptions, solve
+
+    inst = load_instance(Path(__file__).resolve().parents[1] / "instances" / "tiny")
+    sol = solve(inst, SolveOptions(model="staffing", time_limit=1, threads=1), started=time.perf_counter() - 20)
+    S = sol.summary
+    hits = [w for w in S["warnings"] if "fixed minimum" in w]
+    assert len(hits) == 1 and "time limit of 1 s" in hits[0]
+    assert S["timings"]["build"] >= 20  # the figure the warning reports is the one recorded
+    assert S["check"]["ok"]
+    assert S["population_uncovered"] <= S["population_uncovered_before"] + 1e-6
+    ok = solve(inst, SolveOptions(model="staffing", time_limit=60, threads=1))
+    assert not any("fixed minimum" in w for w in ok.summary["warnings"])
