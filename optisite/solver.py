@@ -449,6 +449,10 @@ class StageSolver:
         blk.obj0 = pyo.Objective(expr=first_obj.expr, sense=pyo.minimize)
         left = time_left()
         later = (len(objectives) > 1 or canonical) and self.options.lexicographic
+        # The second stage's seconds are kept even when stage 1 overran its share (HiGHS
+        # stops a little late, or a hard stop fires 1 s after): a time-limited plan must
+        # still get its cost minimised at its coverage, so that no euro is spent for nothing.
+        second_floor = 0.0 if left is None or not later else left * LATER_STAGES_SHARE / 2
         if left is not None and later:
             # Keep a share of the time for the later stages, so that a time-limited plan
             # still gets its cost minimised at its coverage and its ties broken.
@@ -466,6 +470,8 @@ class StageSolver:
         held = [(blk.obj0, first.objective / first_obj.scale)]
         for k, obj in enumerate(objectives[1:], start=1):
             left = time_left()
+            if k == 1 and left is not None:
+                left = max(left, second_floor)
             if self._skip(obj.name, left):
                 return stages
             saved = _values(m)

@@ -77,3 +77,34 @@ def test_a_run_whose_limit_is_below_its_fixed_minimum_says_so():
     assert S["population_uncovered"] <= S["population_uncovered_before"] + 1e-6
     ok = solve(inst, SolveOptions(model="staffing", time_limit=60, threads=1))
     assert not any("fixed minimum" in w for w in ok.summary["warnings"])
+
+
+def test_the_cost_stage_keeps_its_seconds_when_stage_one_overran(monkeypatch):
+    """Issue 18 item 2: stage 1 running past its share (HiGHS stops late, or the hard stop
+    fires a second after) must not skip the cost stage, or money is spent for nothing."""
+    import pyomo.environ as pyo
+
+    import optisite.solver as solver
+    from optisite.models.base import Objective
+
+    clock = FakeClock()
+    deadline = Deadline(20, clock=clock)
+    real = solver._run
+
+    def overrunning(opt, m, name, left, *args, **kw):
+        stage = real(opt, m, name, left, *args, **kw)
+        if name == "covered":
+            clock.now += 25.0  # stage 1 ends past the whole deadline
+        return stage
+
+    monkeypatch.setattr(solver, "_run", overrunning)
+    m = pyo.ConcreteModel()
+    m.y = pyo.Var([1, 2], domain=pyo.Binary)
+    m.cover = pyo.Constraint(expr=m.y[1] + m.y[2] >= 1)  # one site of two; the cost stage picks site 2
+    m.cost = pyo.Expression(expr=3 * m.y[1] + 1 * m.y[2])
+    opts = solver.SolveOptions(time_limit=20, threads=1)
+    stages = solver.StageSolver(opts, deadline).lexicographic(
+        m, [Objective("covered", m.y[1] + m.y[2]), Objective("cost", m.cost)], canonical=False)
+    assert [s.name for s in stages] == ["covered", "cost"]
+    assert stages[1].status == "optimal" and abs(stages[1].objective - 1.0) < 1e-9
+    assert round(pyo.value(m.y[2])) == 1 and round(pyo.value(m.y[1])) == 0
