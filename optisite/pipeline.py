@@ -259,6 +259,8 @@ def _bound(model: Model, ctx: Context, data, m, stages: list[StageResult]) -> tu
     When the hook wins, stage 1's entry carries the best bound (its HiGHS figure moves to
     ``extra.highs_bound``), since the checker reads the bound from stage 1."""
     first = stages[0]
+    if first.extra.get("bound_method"):  # stage 1 proven by the objective's floor, not by HiGHS
+        return first.bound, first.extra["bound_method"]
     if first.status in ("optimal", "interrupted", "infeasible", "error") \
             or any(s.status == "interrupted" for s in stages):
         return first.bound, HIGHS_BOUND

@@ -387,6 +387,9 @@ class StageSolver:
                       floor: float = 0.0, watch: bool = True, effort_s: float | None = None) -> list[StageResult]:
         """Minimise ``objectives[0]``, then each next one with the previous held at its
         value, then (``canonical``) the tie-break stages of :func:`_canonical`.
+        A stage whose objective declares a ``floor`` is proven without HiGHS when the point
+        held in the model (the start, or the previous stage's plan) is feasible and already
+        at that floor (:func:`start_reaches`).
 
         The solver's objectives and holding rows live in a private block removed before
         returning: the model is left as built, with the plan in its variables' values.
@@ -460,7 +463,9 @@ class StageSolver:
         later_effort = None if effort_s is None else effort_s * LATER_STAGES_SHARE / 2
         if effort_s is not None and later:
             effort_s *= 1.0 - LATER_STAGES_SHARE
-        first = self._run(opt, m, first_obj.name, left, watch, first_obj.scale, effort_s)
+        first = _at_floor(m, first_obj) if opt.config.warmstart else None
+        if first is None:
+            first = self._run(opt, m, first_obj.name, left, watch, first_obj.scale, effort_s)
         _scale(first, first_obj.scale)
         stages = [first]
         if first.status == "interrupted" and not first.has_solution:
@@ -483,7 +488,7 @@ class StageSolver:
             blk.add_component(f"obj{k}", new)
             opt.config.warmstart = True
             opt.config.mip_gap = 1e-6
-            stage = self._run(opt, m, obj.name, left, watch, obj.scale, later_effort)
+            stage = _at_floor(m, obj) or self._run(opt, m, obj.name, left, watch, obj.scale, later_effort)
             _scale(stage, obj.scale)
             stages.append(stage)
             if not stage.has_solution:  # keep the previous stage's plan
@@ -503,6 +508,49 @@ class StageSolver:
     def minimise(self, m, objective: Objective, *, highs_options: dict | None = None) -> StageResult:
         """One stage, no tie-break (an LP, or a MIP solved to the options' gap)."""
         return self.lexicographic(m, [objective], highs_options=highs_options, canonical=False)[0]
+
+
+LOWER_BOUND_METHOD = ("the plan reaches the objective's floor (no fewer than 0 people without access, "
+                      "no cost below 0): proven without a search")
+START_TOLERANCE = 1e-6  # absolute and relative, on rows, bounds and integrality
+
+
+def _at_floor(m, obj: Objective) -> StageResult | None:
+    """Stage ``obj`` proven without HiGHS when the point held in ``m`` reaches its floor."""
+    value = None if obj.floor is None else start_reaches(m, obj.expr, obj.floor)
+    if value is None:
+        return None
+    return StageResult(name=obj.name, status="optimal", objective=value, bound=obj.floor, gap=0.0,
+                       has_solution=True, extra={"bound_method": LOWER_BOUND_METHOD})
+
+
+def start_reaches(m, expr, lower_bound: float) -> float | None:
+    """The value of ``expr`` at the values held in ``m`` when they are a feasible point (every
+    variable set, within its bounds and integral where it must be, every active row met)
+    at which ``expr`` is at ``lower_bound`` (within tolerance); None otherwise."""
+    value = pyo.value(expr, exception=False)
+    if value is None or value > lower_bound + START_TOLERANCE * max(1.0, abs(lower_bound)):
+        return None
+    for v in m.component_data_objects(pyo.Var, active=True, descend_into=True):
+        x = v.value
+        if x is None:
+            if v.fixed or v.lb is None or v.lb > 0:
+                return None
+            continue  # an unused variable left unset reads as 0 below
+        tol = START_TOLERANCE * max(1.0, abs(x))
+        if (v.lb is not None and x < v.lb - tol) or (v.ub is not None and x > v.ub + tol):
+            return None
+        if v.is_integer() and abs(x - round(x)) > START_TOLERANCE:
+            return None
+    for c in m.component_data_objects(pyo.Constraint, active=True, descend_into=True):
+        body = pyo.value(c.body, exception=False)
+        if body is None:
+            return None
+        tol = START_TOLERANCE * max(1.0, abs(body))
+        lo, up = c.lower, c.upper
+        if (lo is not None and body < pyo.value(lo) - tol) or (up is not None and body > pyo.value(up) + tol):
+            return None
+    return float(value)
 
 
 LATER_STAGES_SHARE = 0.15  # of the time left, kept for the cost and tie-break stages
@@ -578,14 +626,22 @@ def _canonical(opt: Highs, m, blk, last, held: float, primary, time_left, run=_r
     left = time_left()
     if skip("flows", left):
         return out
-    fixed = [v for v in ints if not v.fixed]
-    for v in fixed:
-        v.fix(round(v.value or 0.0))
+    # The integer decisions are held by equal bounds, not fixed: Pyomo's persistent HiGHS
+    # interface rewrites every row of a fixed variable, which took 443 s of hand-over for
+    # the 5-year phasing model on Ille-et-Vilaine; a bound change is one call per column.
+    held_bounds = [(v, v.lb, v.ub) for v in ints if not v.fixed]
+    for v, _, _ in held_bounds:
+        x = float(round(v.value or 0.0))
+        v.setlb(x)
+        v.setub(x)
     blk.obj_flows = pyo.Objective(expr=sum(tie_weight(v.name) * v for v in flows), sense=pyo.maximize)
-    fourth = run(opt, m, "flows", left)
+    try:
+        fourth = run(opt, m, "flows", left)
+    finally:
+        for v, lb, ub in held_bounds:
+            v.setlb(lb)
+            v.setub(ub)
     out.append(fourth)
-    for v in fixed:
-        v.unfix()
     if fourth.status != "optimal":
         _restore(m, saved)
     return out

@@ -199,7 +199,8 @@ class Apl(Model):
         return build(data, tighten_links=self.tighten_links)
 
     def objectives(self, m) -> list[Objective]:
-        return [Objective("under threshold", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
+        return [Objective("under threshold", m.uncovered, floor=0.0),
+                Objective("cost", m.cost / m.cost_scale, m.cost_scale, floor=0.0)]
 
     def highs_options(self, m) -> tuple[dict, str | None]:
         return staffing.Staffing.highs_options(self, m)

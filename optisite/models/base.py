@@ -92,11 +92,14 @@ class Decisions:
 @dataclass(frozen=True)
 class Objective:
     """One lexicographic objective (minimised): ``expr`` of the built model, in model units;
-    ``scale`` converts the solver's value into the reported unit."""
+    ``scale`` converts the solver's value into the reported unit; ``floor``, a value it can
+    never go below (people or euros: 0), so that a start reaching it is proven optimal
+    without a search (``models/solving.md``, the stages)."""
 
     name: str
     expr: Any
     scale: float = 1.0
+    floor: float | None = None
 
 
 # ---------------------------------------------------------------------------------
@@ -156,6 +159,7 @@ class Model:
     objective_unit: ClassVar[str]
     result: ClassVar[ResultMeaning]
     document: ClassVar[str]  # models/<name>.md
+
 
     # -- data and model ------------------------------------------------------------
     def prepare(self, ctx: Context) -> Any:

@@ -255,7 +255,8 @@ class Coverage(Model):
                 "zones": len(data.zones), "zone_classes": len(m.I)}
 
     def objectives(self, m) -> list[Objective]:
-        return [Objective("uncovered", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
+        return [Objective("uncovered", m.uncovered, floor=0.0),
+                Objective("cost", m.cost / m.cost_scale, m.cost_scale, floor=0.0)]
 
     def highs_options(self, m) -> tuple[dict, str | None]:
         return dict(HIGHS), None

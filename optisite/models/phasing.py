@@ -400,7 +400,8 @@ class Phasing(Model):
                 f"{len(b.centres)} centres, {len(b.links)} practice-cabinet links, {len(b.flows)} demand pairs a year)")
 
     def objectives(self, m) -> list[Objective]:
-        return [Objective("uncovered", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
+        return [Objective("uncovered", m.uncovered, floor=0.0),
+                Objective("cost", m.cost / m.cost_scale, m.cost_scale, floor=0.0)]
 
     def highs_options(self, m) -> tuple[dict, str | None]:
         return staffing.Staffing.highs_options(self, m)

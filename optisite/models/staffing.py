@@ -471,7 +471,8 @@ class Staffing(Model):
                 f"{len(data.links)} practice-cabinet links, {len(data.flows)} demand pairs)")
 
     def objectives(self, m) -> list[Objective]:
-        return [Objective("uncovered", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
+        return [Objective("uncovered", m.uncovered, floor=0.0),
+                Objective("cost", m.cost / m.cost_scale, m.cost_scale, floor=0.0)]
 
     def highs_options(self, m) -> tuple[dict, str | None]:
         """Above ``PRESOLVE_OFF_ABOVE`` columns HiGHS's MIP presolve ignores the time limit

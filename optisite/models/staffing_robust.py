@@ -198,7 +198,8 @@ class StaffingRobust(Model):
                 f"{len(b.links)} practice-cabinet links, {len(b.flows)} demand pairs a scenario)")
 
     def objectives(self, m) -> list[Objective]:
-        return [Objective("uncovered", m.uncovered), Objective("cost", m.cost / m.cost_scale, m.cost_scale)]
+        return [Objective("uncovered", m.uncovered, floor=0.0),
+                Objective("cost", m.cost / m.cost_scale, m.cost_scale, floor=0.0)]
 
     def highs_options(self, m) -> tuple[dict, str | None]:
         """Staffing's, and one HiGHS presolve rule off (bit 9 of ``presolve_rule_off``): with it,
