@@ -174,7 +174,8 @@ def map_png(instance: Instance, sol: Solution, *, dpi: int = 110) -> bytes:
             gdf = gpd.GeoDataFrame({"v": values, "counted": counted}, geometry=poly.to_numpy(), crs="EPSG:4326")
             gdf = gdf[gdf.geometry.notna()]
             # Neighbours across the border serve and compete but are not planned for: grey.
-            gdf[~gdf["counted"]].plot(ax=ax, color="#e4e4e4", edgecolor="#ffffff", linewidth=0.15)
+            if (~gdf["counted"]).any():  # geopandas warns on stderr when asked to draw nothing
+                gdf[~gdf["counted"]].plot(ax=ax, color="#e4e4e4", edgecolor="#ffffff", linewidth=0.15)
             gdf[gdf["counted"]].plot(ax=ax, column="v", cmap=cmap, vmin=0, vmax=1, edgecolor="#ffffff",
                                      linewidth=0.15)
         else:
