@@ -74,7 +74,8 @@ def test_lscp_on_tiny_equals_enumeration_and_ignores_the_budget():
     sol = solve(inst, SolveOptions(model="lscp", time_limit=60, threads=1))
     assert sol.objective == pytest.approx(best) and best > 1  # above the budget: not a constraint
     assert sol.summary["result"] == {"access": "reach", "objective": "cost_total", "capacities": False,
-                                     "apl": False, "full_coverage": True, "budgeted": False, "years": False}
+                                     "apl": False, "full_coverage": True, "budgeted": False, "years": False,
+                                     "scenarios": False}
     assert sol.summary["check"]["ok"], sol.summary["check"]["violations"]
 
 

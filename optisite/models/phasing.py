@@ -276,6 +276,38 @@ def forward_start(ctx: Context, data: PhasingData, m) -> list:
 
 QUO_ZERO = 1e-6  # person-years: below this, opening nothing leaves nobody out (flows round off at 1e-10)
 
+YEAR_BY_YEAR_METHOD = ("year by year: the discounted sum of each year's staffing bound (the Lagrangian "
+                       "of the capacity rows), each year's plan being a staffing plan of that year")
+
+
+def year_by_year_bound(ctx: Context, data: PhasingData) -> tuple[float, str] | None:
+    """Σ_t δ_t LB_t, LB_t the Lagrangian bound of year t's staffing model (any multipliers
+    give a valid one, so a clock stop only weakens it); None when a year has no bound
+    (levers on, or no time)."""
+    from ..solver import StageResult
+    from .staffing_bound import lagrangian_bound
+
+    total = 0.0
+    years = list(data.years)
+    for k, t in enumerate(years):
+        left = ctx.deadline.left()
+        if left is not None and left < 0.5:
+            return None
+        dt = data.per_year[t]
+        try:
+            share = None if left is None else 0.5 * left / (len(years) - k)
+            r = lagrangian_bound(dt, time_limit=60.0 if share is None else share)
+        except ValueError:  # levers it does not model
+            return None
+        ctx.extra_stages.append(StageResult(name=f"bound: year {t}, Lagrangian of the capacity rows",
+                                            status="time_limit" if r.stopped_by_clock else "optimal",
+                                            bound=float(r.bound), extra={"master_rounds": r.iterations}))
+        if not np.isfinite(r.bound):
+            return None
+        total += data.discount[t] * max(0.0, float(r.bound))
+    return total, YEAR_BY_YEAR_METHOD
+
+
 def _status_quo(ctx: Context, data: PhasingData, m) -> float | None:
     """Writes "open nothing in any year" (each year's existing-supply flows) into ``m`` and
     returns its objective; None without the do-nothing flows or with sites forced open."""
@@ -402,6 +434,17 @@ class Phasing(Model):
     def objectives(self, m) -> list[Objective]:
         return [Objective("uncovered", m.uncovered, floor=0.0),
                 Objective("cost", m.cost / m.cost_scale, m.cost_scale, floor=0.0)]
+
+    # A fifth of the search's seconds is kept for the bound: on Nièvre at 5 years HiGHS
+    # proved no bound on the whole horizon in 60 s (benchmarks/results/phasing_speed.md).
+    bound_share = 0.2
+    bound_share_from_s = 0.0
+
+    def bound(self, ctx: Context, data: PhasingData, m, stages: list) -> tuple[float, str] | None:
+        """Year by year: each year's block is the staffing model of that year's supply and
+        budget with more rows (sites kept, hires capped, centres ramping up), so the
+        discounted sum of the years' staffing bounds is a bound on the whole horizon."""
+        return year_by_year_bound(ctx, data)
 
     def highs_options(self, m) -> tuple[dict, str | None]:
         return staffing.Staffing.highs_options(self, m)
