@@ -24,6 +24,7 @@ Symbols, columns and defaults: ``models/phasing.md``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -294,6 +295,7 @@ def year_by_year_bound(ctx: Context, data: PhasingData) -> tuple[float, str] | N
         if left is not None and left < 0.5:
             return None
         dt = data.per_year[t]
+        t0 = time.perf_counter()
         try:
             share = None if left is None else 0.5 * left / (len(years) - k)
             r = lagrangian_bound(dt, time_limit=60.0 if share is None else share)
@@ -301,7 +303,8 @@ def year_by_year_bound(ctx: Context, data: PhasingData) -> tuple[float, str] | N
             return None
         ctx.extra_stages.append(StageResult(name=f"bound: year {t}, Lagrangian of the capacity rows",
                                             status="time_limit" if r.stopped_by_clock else "optimal",
-                                            bound=float(r.bound), extra={"master_rounds": r.iterations}))
+                                            bound=float(r.bound), seconds=time.perf_counter() - t0,
+                                            extra={"master_rounds": r.iterations}))
         if not np.isfinite(r.bound):
             return None
         total += data.discount[t] * max(0.0, float(r.bound))
