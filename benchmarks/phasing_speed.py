@@ -10,7 +10,8 @@ two variants in the same run:
 
 * ``optisite``: the model as shipped (the better of the plan made year by year and the
   status quo as HiGHS's MIP start, and the year-by-year plan as the fallback);
-* ``plain``: plain HiGHS on the same model, no start (the start hook does nothing).
+* ``plain``: plain HiGHS on the same model, no start and no bound hook (HiGHS's own bound, all
+  the time to its search).
 
 Per row: wall time from loading the instance to the checked folder, person-years without
 access (unweighted, summed over the years) doing nothing and with the plan, the objective
@@ -50,10 +51,17 @@ def _no_start(ctx, data, m):
     return []
 
 
+def _no_bound(ctx, data, m, stages):
+    """Plain HiGHS: its own bound only."""
+    return None
+
+
 def run(folder: str, variant: str, years: int, limit: float, scratch: Path) -> dict:
     model = get_model("phasing")
-    if variant == "plain":
-        model.start = _no_start  # instance attribute: shadows the hook for this run only
+    if variant == "plain":  # instance attributes: shadow the hooks for this run only
+        model.start = _no_start
+        model.bound = _no_bound
+        model.bound_share = 0.0
     load_before = os.getloadavg()[0]
     t = time.perf_counter()
     try:
@@ -61,7 +69,8 @@ def run(folder: str, variant: str, years: int, limit: float, scratch: Path) -> d
                                                              "time_limit": limit, "threads": 1})
         sol = solve(inst, options)
     finally:
-        model.__dict__.pop("start", None)
+        for hook in ("start", "bound", "bound_share"):
+            model.__dict__.pop(hook, None)
     solve_s = time.perf_counter() - t
     out = scratch / f"{Path(folder).name}-{variant}"
     sol.write(out, force=True, report=False)
