@@ -419,6 +419,35 @@ def check_bound_and_gap(v: list[str], obj, bound, gap) -> None:
         v.append(f"solution.json gap {gap} differs from {want_gap} recomputed from the objective and bound")
 
 
+def check_long_plan_status(v: list[str], S: dict, obj, bound) -> None:
+    """A multi-year or multi-scenario plan's status against its gap and its solver stages
+    (``checker_years``, ``checker_scenarios``): optimal only within the requested gap, the
+    status stage 1's, the objective never above stage 1's, the bound stage 1's."""
+    status = S["status"]
+    if status not in STATUSES:
+        v.append(f"solution.json status '{status}' is not one of {', '.join(STATUSES)}")
+    options = S.get("options") or {}
+    if status == "optimal":
+        requested = options.get("gap", 1e-4)
+        requested = 1e-4 if requested is None else float(requested)
+        if obj is None or bound is None:
+            v.append("status optimal without an objective and a bound")
+        elif obj - bound > max(requested * abs(obj), 1e-6) * 1.0001 + 1e-9:
+            v.append(f"status optimal, but the bound {bound} is {obj - bound:.6g} below the objective")
+    stages = (S.get("solver") or {}).get("stages")
+    if stages:
+        first = stages[0]
+        stopped = [x for x in stages if x.get("status") == "interrupted"]
+        expect = "interrupted" if stopped else first.get("status")
+        if status != expect:
+            v.append(f"solution.json status '{status}' disagrees with the solver stages")
+        first_obj = _finite(first.get("objective"))
+        if obj is not None and first_obj is not None and obj > first_obj + REL * max(1.0, abs(first_obj)):
+            v.append(f"solution.json objective {obj} is above stage 1's {first_obj}")
+        if not np.isclose(_finite(first.get("bound")) or 0.0, bound or 0.0, rtol=REL, atol=1e-6):
+            v.append(f"solution.json bound {bound} differs from stage 1's {first.get('bound')}")
+
+
 class _Checker:
     """One pass over a plan; each method appends plain-language violations to ``v``."""
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-from .checker import REL, STATUSES, _Checker, _close, _counted_population, _finite, _malformed, _summary_shape, \
-    check_bound_and_gap
+from .checker import _Checker, _close, _counted_population, _finite, _malformed, _summary_shape, \
+    check_bound_and_gap, check_long_plan_status
 from .instance import Instance
 
 HOLD = 2e-6  # relative: the solver's hold on the first objective (1e-6) and the tables' rounding
@@ -124,9 +123,6 @@ def check_scenarios(instance: Instance, S: dict, R: dict, tables: dict, v: list[
 
 def _objective_and_status(S: dict, want: float, nothing: float, v: list[str]) -> None:
     obj, bound, gap = (_finite(S.get(k)) for k in ("objective", "bound", "gap"))
-    status = S["status"]
-    if status not in STATUSES:
-        v.append(f"solution.json status '{status}' is not one of {', '.join(STATUSES)}")
     if obj is not None and abs(obj - want) > HOLD * max(1.0, abs(want)) + 1e-5:
         v.append(f"objective {obj} differs from the robust weighted inhabitants without access {want:.3f} "
                  "recomputed")
@@ -134,23 +130,4 @@ def _objective_and_status(S: dict, want: float, nothing: float, v: list[str]) ->
         v.append(f"the plan leaves {want:,.3f} weighted inhabitants without access (robust objective), more than "
                  f"doing nothing ({nothing:,.3f})")
     check_bound_and_gap(v, obj, bound, gap)
-    options = S.get("options") or {}
-    if status == "optimal":
-        requested = options.get("gap", 1e-4)
-        requested = 1e-4 if requested is None else float(requested)
-        if obj is None or bound is None:
-            v.append("status optimal without an objective and a bound")
-        elif obj - bound > max(requested * abs(obj), 1e-6) * 1.0001 + 1e-9:
-            v.append(f"status optimal, but the bound {bound} is {obj - bound:.6g} below the objective")
-    stages = (S.get("solver") or {}).get("stages")
-    if stages:
-        first = stages[0]
-        stopped = [x for x in stages if x.get("status") == "interrupted"]
-        expect = "interrupted" if stopped else first.get("status")
-        if status != expect:
-            v.append(f"solution.json status '{status}' disagrees with the solver stages")
-        first_obj = _finite(first.get("objective"))
-        if obj is not None and first_obj is not None and obj > first_obj + REL * max(1.0, abs(first_obj)):
-            v.append(f"solution.json objective {obj} is above stage 1's {first_obj}")
-        if not np.isclose(_finite(first.get("bound")) or 0.0, bound or 0.0, rtol=REL, atol=1e-6):
-            v.append(f"solution.json bound {bound} differs from stage 1's {first.get('bound')}")
+    check_long_plan_status(v, S, obj, bound)
