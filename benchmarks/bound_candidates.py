@@ -369,3 +369,48 @@ def openings_first(built, time_limit: float, start) -> dict:
 
 
 ITERATIVE = {"lagrange": lagrange, "covers": covers, "openings": openings_first}
+
+
+def add_apl_site_caps(m, data) -> int:
+    r"""apl model: each zone's row with its positive terms grouped by site and capped at
+    :math:`R_i` times the site's opening, :math:`g_{is} \le \min(\sum_p \min(\alpha_{ipc}, R_i) d_{pc},
+    R_i y_s)`, in place of ``apl_link`` (the same integer plans: one open site lifting
+    zone *i* to :math:`R_i` already meets the row, as in ``models/apl.md``). Where the LP
+    opens a cabinet at a fifth to send one day, it now credits a fifth of :math:`R_i`.
+    Returns the number of new variables."""
+    import pyomo.environ as pyo
+    from optisite.models.apl import loss_floor
+
+    T, const = data.threshold, data.constant
+    lo = pd.Series(loss_floor(data)).combine(const, min)
+    R = (T - const + lo).reindex(list(m.B))
+    keep = [i for i in m.B if R[i] > 0 and i in m.apl_link and m.apl_link[i].active]
+    on_a, on_h = set(m.A), set(m.H)
+    dt = data.days_terms[data.days_terms["zone_id"].isin(keep)]
+    dt = dt[[(p, s) in on_a for p, s in zip(dt["practice_id"], dt["site_id"])]]
+    ft = data.fte_terms[data.fte_terms["zone_id"].isin(keep) & data.fte_terms["site_id"].isin(on_h)]
+    pos, neg, fpos = {}, {}, {}
+    for z, p, s, a in dt.itertuples(index=False):
+        if a > 0:
+            pos.setdefault((z, s), []).append((p, min(a, R[z])))
+        else:
+            neg.setdefault(z, []).append((p, s, a))
+    for z, h, a in ft.itertuples(index=False):
+        if a > 0:
+            fpos[(z, h)] = min(a, R[z])
+    keys = sorted(set(pos) | set(fpos))
+    by_zone: dict = {}
+    for z, s in keys:
+        by_zone.setdefault(z, []).append(s)
+    for i in keep:
+        m.apl_link[i].deactivate()
+    m.G = pyo.Set(dimen=2, initialize=keys, ordered=True)
+    m.g = pyo.Var(m.G, bounds=lambda m, z, s: (0, R[z]))
+    m.g_terms = pyo.Constraint(m.G, rule=lambda m, z, s: m.g[z, s] <= (
+        fpos[(z, s)] * m.f[s] if (z, s) in fpos else sum(a * m.d[p, s] for p, a in pos[(z, s)])))
+    m.g_open = pyo.Constraint(m.G, rule=lambda m, z, s: m.g[z, s] <= R[z] * (m.o[s] if s in on_h else m.y[s]))
+    m.K = pyo.Set(initialize=keep, ordered=True)
+    m.apl_link_sites = pyo.Constraint(m.K, rule=lambda m, i: (
+        sum(m.g[i, s] for s in by_zone.get(i, ())) + sum(a * m.d[p, s] for p, s, a in neg.get(i, ()))
+        + float(lo[i]) >= R[i] * m.b[i]))
+    return len(keys)

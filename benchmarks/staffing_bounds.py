@@ -188,6 +188,11 @@ METHODS = {
                     "Dantzig-Wolfe multipliers (optisite/models/apl_bound.py), links as shipped",
     "apl_mip_plain": "apl model: HiGHS on the MIP with the links as they were (no start)",
     "apl_mip": "apl model: HiGHS on the MIP with the links as shipped (no start)",
+    "apl_lp_sites": "apl model: LP relaxation with each zone's positive terms grouped by site and capped at "
+                    "R_i times the site's opening (bound_candidates.add_apl_site_caps)",
+    "apl_mip_sites": "apl model: HiGHS on the MIP with the site-capped links (no start)",
+    "apl_b_only": "apl model: only the zones' b_i binary, days, FTE and openings continuous (a relaxation: "
+                  "its bound is valid for the model, its incumbent is not a plan)",
 }
 
 
@@ -212,8 +217,12 @@ def run_apl_method(inst, method: str, time_limit: float) -> dict:
                 "status": "optimal" if solved else "time_limit", "objective": r.master, "bound": r.bound,
                 "note": f"{r.iterations} master round(s); objective: the master's value, not a plan",
                 "load_1min": load, "seconds": time.perf_counter() - t}
-    if method.startswith("apl_lp"):
+    note = ""
+    if method.endswith("_sites"):
+        note = f"{bc.add_apl_site_caps(m, built.data)} site-capped term(s)"
+    if method.startswith("apl_lp") or method == "apl_b_only":
         bc.relax(m, openings=True)
+    if method.startswith("apl_lp"):
         for v in m.b.values():
             v.domain = pyo.UnitInterval
     t = time.perf_counter()
@@ -222,7 +231,7 @@ def run_apl_method(inst, method: str, time_limit: float) -> dict:
     bound = st.bound if st.bound is not None and math.isfinite(st.bound) else math.nan
     return {"instance": Path(str(inst.folder)).name, "budget": built.data.staffing.budget, "method": method,
             "status": st.status, "objective": st.objective if st.objective is not None else math.nan,
-            "bound": bound, "note": "", "load_1min": load, "seconds": time.perf_counter() - t}
+            "bound": bound, "note": note, "load_1min": load, "seconds": time.perf_counter() - t}
 
 
 def run_method(inst, method: str, time_limit: float) -> dict:
