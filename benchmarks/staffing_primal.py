@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="staffing_primal")
     ap.add_argument("--recompare", action="store_true",
                     help="recompute the comparison columns of benchmarks/results/<out>.csv, no solve")
+    ap.add_argument("--note", default="", help="a sentence added to the md's header (how an instance was built)")
     ap.add_argument("--append", action="store_true",
                     help="keep the rows of benchmarks/results/<out>.csv and add these runs to them")
     args = ap.parse_args(argv)
@@ -207,7 +208,8 @@ def _write(rows: list[dict], args) -> None:
               "flow LPs the engine solved (its effort); engine_clock_stop: the clock "
               "cut the engine before its effort count; target_plan_10s: at 10 s, vs_best_pct <= 0.5; "
               "target_gap_60s: at 60 s, gap_pct <= 1. load_1min: load average when the run started (2 cores "
-              "shared by several sessions: every time is under load, figures are noisy).")
+              "shared by several sessions: every time is under load, figures are noisy)."
+              + (f" {args.note}" if getattr(args, "note", "") else ""))
     csv_path, md_path = report.RESULTS / f"{args.out}.csv", report.RESULTS / f"{args.out}.md"
     df.to_csv(csv_path, index=False)
     shown = df.drop(columns=[c for c in ("folder",) if c in df])
