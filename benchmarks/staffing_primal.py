@@ -67,6 +67,7 @@ def run(inst, variant: str, limit: float) -> dict:
     eng = [s for s in S["solver"]["start_stages"] if s["name"].startswith("start: greedy")]
     e = eng[0] if eng else None
     first = S["solver"]["stages"][0] if S["solver"]["stages"] else {}
+    tm = S["timings"]
     highs_bound = first.get("extra", {}).get("highs_bound", S["bound"])  # HiGHS's own, when a hook beat it
     return {
         "instance": Path(str(inst.folder)).name, "folder": str(inst.folder), "supply": inst.supply_source,
@@ -80,6 +81,13 @@ def run(inst, variant: str, limit: float) -> dict:
         "engine_s": e["seconds"] if e else 0.0, "engine_lps": e["extra"].get("evaluations", 0) if e else 0,
         "engine_clock_stop": bool(e and e["extra"].get("stopped_by_clock")),
         "total_s": time.perf_counter() - t, "checked": bool(S["check"]["ok"]), "load_1min": load,
+        # where the wall time went (pipeline timings): build the model; status quo, start and
+        # HiGHS stages; polish and bound hook; checker
+        "build_s": tm.get("build", math.nan), "solve_s": tm.get("solve", math.nan),
+        "polish_bound_s": tm.get("search", math.nan) - tm.get("solve", math.nan),
+        "check_s": tm.get("check", math.nan),
+        "stages": "; ".join(f"{st['name']} {st['status']} {st.get('seconds') or 0:.1f}s"
+                            for st in S["solver"]["start_stages"] + S["solver"]["stages"]),  # csv only
     }
 
 
@@ -191,7 +199,7 @@ def _write(rows: list[dict], args) -> None:
     for c in ("plan", "bound", "engine_plan", "before", "vs_best", "best_known"):
         df[c] = df[c].astype(float).round(1)
     for c in ("gap_pct", "highs_gap_pct", "vs_best_pct", "engine_s", "total_s", "load_1min", "plan_vs_plain",
-              "cost_vs_plain"):
+              "cost_vs_plain", "build_s", "solve_s", "polish_bound_s", "check_s"):
         if c in df:
             df[c] = df[c].astype(float).round(3 if "vs_plain" in c else 2)
     folders = list(dict.fromkeys(df["folder"])) if "folder" in df else args.instances
@@ -215,12 +223,14 @@ def _write(rows: list[dict], args) -> None:
               "ratios to the `plain` row at the same limit (blank where plain's figure is below 1); engine_lps: "
               "flow LPs the engine solved (its effort); engine_clock_stop: the clock "
               "cut the engine before its effort count; target_plan_10s: at 10 s, vs_best_pct <= 0.5; "
-              "target_gap_60s: at 60 s, gap_pct <= 1. load_1min: load average when the run started (2 cores "
+              "target_gap_60s: at 60 s, gap_pct <= 1. build_s, solve_s, polish_bound_s, check_s (where recorded): "
+              "the pipeline's timings, model build; status quo, start and HiGHS stages; polish and bound hook; "
+              "checker (the csv's stages column lists every stage and its seconds). load_1min: load average when the run started (2 cores "
               "shared by several sessions: every time is under load, figures are noisy)."
               + (f" {args.note}" if getattr(args, "note", "") else ""))
     csv_path, md_path = report.RESULTS / f"{args.out}.csv", report.RESULTS / f"{args.out}.md"
     df.to_csv(csv_path, index=False)
-    shown = df.drop(columns=[c for c in ("folder",) if c in df])
+    shown = df.drop(columns=[c for c in ("folder", "stages") if c in df])
     md_path.write_text(header + "\n\n" + report.markdown(shown.astype(object).where(shown.notna(), "")) + "\n\n"
                        + summary(df) + "\n", encoding="utf-8")
     print(f"written: {csv_path} and {md_path}", flush=True)
