@@ -207,6 +207,7 @@ def _write(rows: list[dict], args) -> None:
     header = (f"# Staffing: the primal engine against plain HiGHS\n\n`python benchmarks/staffing_primal.py "
               f"{' '.join(folders)} --limits {limits} --out {args.out}`"
               + (" (run in parts, the later ones with `--append`)" if args.appended else "")
+              + (" (comparisons recomputed from the csv by `--recompare`)" if args.recompare else "")
               + ": one full solve per row, one HiGHS thread, the "
               "limit for the whole solve (build, status quo, start, stages, polish, checker). Folders outside "
               "`instances/` were built by `python -m optisite instance build --departement D --out <folder>` "
@@ -248,7 +249,8 @@ def summary(df: pd.DataFrame) -> str:
         ratio = ""
         if {"engine", "plain"} <= set(variants):
             e, p = values["engine"], values["plain"]
-            ratio = " | " + (f"{e / p:.2f}" if p and math.isfinite(e) and math.isfinite(p) else "")
+            ok = isinstance(e, (int, float)) and p and math.isfinite(e) and math.isfinite(p)
+            ratio = " | " + (f"{e / p:.2f}" if ok else "")
         lines.append(f"| {limit:g} | {figure} | {target} | "
                      + " | ".join(fmt(values[v]) for v in variants) + ratio + " |")
 
@@ -275,10 +277,19 @@ def summary(df: pd.DataFrame) -> str:
         if limit != 10:
             row(limit, f"plans within 0.5 % of the best known (of {max(n.values())})", "",
                 {v: int((by[v]["vs_best_pct"] <= 0.5).sum()) for v in variants}, of)
+        proven = {v: by[v][by[v]["gap_pct"].astype(float) <= 0.01] for v in variants}
+        row(limit, f"proven within 0.01 % (of {max(n.values())})", "stretch: all",
+            {v: len(proven[v]) for v in variants}, of)
+        row(limit, "median wall seconds of those", "stretch: <= 5",
+            {v: float(proven[v]["total_s"].median()) if len(proven[v]) else math.nan for v in variants},
+            lambda x: f"{x:.1f}")
         row(limit, "plans worse than the status quo", "0", count("worse_than_status_quo"), of)
         row(limit, "plans checked by the checker", "all", count("checked"), of)
         row(limit, "median wall seconds per solve", "", {v: float(by[v]["total_s"].median()) for v in variants},
             lambda x: f"{x:.1f}")
+        row(limit, "solves past the limit; the most seconds past it", "0",
+            {v: (int((by[v]["total_s"] > limit).sum()), float((by[v]["total_s"] - limit).max())) for v in variants},
+            lambda x: f"{x[0]}; {x[1]:+.1f}")
     lines += ["", ("Medians count a run without a finite bound as 100 % (the objective's floor, 0, is a valid "
                    "bound; 0 % on a plan of 0). "
                    "Ratios are engine / plain (blank where plain's figure is 0). Load average (1 min) at the "
