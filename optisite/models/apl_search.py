@@ -27,7 +27,10 @@ import scipy.sparse as sp
 
 LIFT_TOL = 1e-9  # a zone at APL >= T - LIFT_TOL is lifted (the model's rows hold to this)
 MAX_STEP = 10  # units (days or FTE) one move adds to a site at most
-KICK_PATIENCE = 8  # kicks in a row without a better plan end a seed's search
+DESCEND_WITHIN = 0.1  # greedy plans this much (relative) above the best greedy one get a descent too
+KICK_PATIENCE = 100  # kicks in a row without a better plan end the search
+# greedy starts from the status quo: (name, alpha), the fill ranking population lifted / cost ** alpha
+GREEDY_STARTS = (("status quo", 1.0), ("status quo, most lifted", 0.0), ("status quo, per root euro", 0.5))
 
 
 @dataclass
@@ -125,7 +128,21 @@ class Problem:
         self.links_of_p = [np.flatnonzero(self.lp == p) for p in range(len(pr))]
         self.nnz_per_col = self.A.nnz / max(1, L + H)
         self.colidx = np.repeat(np.arange(L + H), np.diff(self.A.indptr))  # column of each nonzero
-        self.neg = np.flatnonzero(self.A.data < 0)  # nonzeros where a day lowers a zone's APL
+        # What a day from practice p takes, per zone: the negative entries of its link with
+        # the most of them (the loss part of that link; used to order practices, not to value)
+        neg = self.A.data < 0
+        nneg = np.bincount(self.colidx[neg], minlength=L + H)[:L]
+        rep = np.full(len(pr), -1, np.int64)
+        for p in range(len(pr)):
+            ls = np.flatnonzero(self.lp == p)
+            if len(ls):
+                rep[p] = ls[np.lexsort((ls, -nneg[ls]))[0]]
+        has = rep >= 0
+        starts, ends = self.A.indptr[rep[has]], self.A.indptr[rep[has] + 1]
+        idx = _ranges(starts, ends - starts)
+        owner = np.repeat(np.flatnonzero(has), ends - starts)
+        keep = self.A.data[idx] < 0
+        self.loss_rows, self.loss_vals, self.loss_owner = self.A.indices[idx][keep], self.A.data[idx][keep], owner[keep]
 
 
 class Search:
@@ -137,6 +154,7 @@ class Search:
         self.deadline = deadline
         self.evaluations = 0
         self.stopped_by_clock = False
+        self.alpha = 1.0  # the greedy ranks additions by population lifted / cost ** alpha
         self.reset()
 
     # -- state ------------------------------------------------------------------------
@@ -272,10 +290,16 @@ class Search:
         dv = A.data[idx] * np.repeat(steps, n)
         cid = np.repeat(cand, n)
         if not one_col:  # several columns of one move may share a row: sum first
-            key = cid * len(pb.pop) + rows
-            uk, inv = np.unique(key, return_inverse=True)
-            dv = np.bincount(inv, weights=dv)
-            cid, rows = uk // len(pb.pop), uk % len(pb.pop)
+            R = len(pb.pop)
+            key = cid * R + rows
+            if ncand * R <= 8 * len(key) + 100_000:  # dense scratch: cheaper than sorting
+                dv = np.bincount(key, weights=dv, minlength=ncand * R)
+                uk = np.flatnonzero(np.bincount(key, minlength=ncand * R))
+                dv = dv[uk]
+            else:
+                uk, inv = np.unique(key, return_inverse=True)
+                dv = np.bincount(inv, weights=dv)
+            cid, rows = uk // R, uk % R
         old = self.apl[rows]
         new = old + dv
         lifted = new >= pb.T - LIFT_TOL
@@ -319,16 +343,16 @@ class Search:
 
     # -- candidate moves ----------------------------------------------------------------
     def _harms(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per link, what one day on it takes from the zones it lowers: the population it
-        drops under T, and the APL it takes from lifted zones (population-weighted)."""
-        pb, A = self.pb, self.pb.A
-        r, v = A.indices[pb.neg], A.data[pb.neg]
+        """Per link, what one day from its practice takes from the zones it lowers: the
+        population it drops under T, and the APL it takes from lifted zones (weighted)."""
+        pb = self.pb
+        r, v = pb.loss_rows, pb.loss_vals
         lift = self.lifted[r]
         w = pb.pop[r]
-        n = pb.L + pb.H
-        harm = np.bincount(pb.colidx[pb.neg], weights=w * (lift & (self.apl[r] + v < pb.T - LIFT_TOL)), minlength=n)
-        slack = np.bincount(pb.colidx[pb.neg], weights=w * -v * lift, minlength=n)
-        return harm[:pb.L], slack[:pb.L]
+        n = len(pb.G)
+        harm = np.bincount(pb.loss_owner, weights=w * (lift & (self.apl[r] + v < pb.T - LIFT_TOL)), minlength=n)
+        slack = np.bincount(pb.loss_owner, weights=w * -v * lift, minlength=n)
+        return harm[pb.lp], slack[pb.lp]
 
     def _gather(self, links: np.ndarray, need: int, spare: np.ndarray, harms) -> list | None:
         """``need`` days for one cabinet from its ``links``, the practice that loses least first."""
@@ -449,7 +473,7 @@ class Search:
             keep = np.flatnonzero(ok)
             renum = np.cumsum(ok) - 1
             gain, prog = self.gains(renum[cand[sel]], cols[sel], steps[sel], len(keep))
-            costs = np.maximum(cost[keep], 1.0)
+            costs = np.maximum(cost[keep], 1.0) ** self.alpha
             best = int(np.lexsort((np.arange(len(keep)), -prog / costs, -gain / costs))[0])
             if gain[best] <= 1e-9:
                 break
@@ -574,12 +598,13 @@ class Search:
                 return any_
         return any_
 
-    def descend(self) -> None:
+    def descend(self, drop: bool = True) -> None:
+        """Fill, swaps, trims and (``drop``) drop-and-refill until none improves."""
         while not self.spent():
             a = self.fill()
             b = self.swaps()
             c = self.trim()
-            d = self.drop_and_fill()
+            d = drop and self.drop_and_fill()
             if not (a or b or c or d):
                 return
 
@@ -650,9 +675,11 @@ def search(data, *, effort: int, seeds: dict | None = None, deadline=None, probl
     pb = problem or Problem(data)
     s = Search(pb, effort=effort, deadline=deadline)
     best, best_key, best_seed, phases = None, None, "", {}
-    starts = [("status quo", None)] + list((seeds or {}).items())
-    for n, (name, plan) in enumerate(starts):
+    starts = [(name, None, alpha) for name, alpha in GREEDY_STARTS] + [(k, v, 1.0) for k, v in (seeds or {}).items()]
+    greedy = []  # (key, name, plan) after each start's greedy fill, distinct plans only
+    for name, plan, alpha in starts:
         s.reset()
+        s.alpha = alpha
         if plan is None:
             if not s.open_forced():
                 continue
@@ -664,17 +691,27 @@ def search(data, *, effort: int, seeds: dict | None = None, deadline=None, probl
             if not s.feasible():
                 continue
         phases[f"{name}: start"] = s.under
-        full, s.effort = s.effort, s.evaluations + max(0, (effort // 2 - s.evaluations) // (len(starts) - n))
         s.fill()
         phases[f"{name}: greedy"] = s.under
+        if not any((s.x == x).all() for _, _, x in greedy):
+            greedy.append((s.key(), name, s.snapshot()))
+    if not greedy:
+        return None
+    # descents from the greedy plans within DESCEND_WITHIN of the best, best first, on
+    # equal shares of half the effort (what one leaves goes to the next)
+    greedy.sort(key=lambda g: g[0])
+    chosen = [g for g in greedy if g[0][0] <= greedy[0][0][0] * (1 + DESCEND_WITHIN) + 1e-6]
+    s.alpha = 1.0
+    for n, (_, name, x) in enumerate(chosen):
+        s.reset()
+        s.restore(x)
+        full, s.effort = s.effort, s.evaluations + max(0, (effort // 2 - s.evaluations) // (len(chosen) - n))
         s.descend()
-        phases[f"{name}: descent"] = s.under
         s.effort = full
+        phases[f"{name}: descent"] = s.under
         assert s.feasible(), "the apl search left an infeasible plan"
         if best is None or better(s.key(), best_key):
             best, best_key, best_seed = s.snapshot(), s.key(), name
-    if best is None:
-        return None
     # iterated local search from the best: kicks (seeded, so reproducible) while effort lasts
     s.restore(best)
     rng = np.random.default_rng(seed)
@@ -684,9 +721,10 @@ def search(data, *, effort: int, seeds: dict | None = None, deadline=None, probl
         if n_open == 0:
             break
         s.kick(rng, int(np.clip(round(n_open / 6), 1, 5)))
-        s.descend()
+        s.descend(drop=False)  # light: many kicks; drop-and-refill once a kick improved
         kicks += 1
         if better(s.key(), best_key):
+            s.descend()
             best, best_key, stale = s.snapshot(), s.key(), 0
         else:
             stale += 1
@@ -703,9 +741,11 @@ def search(data, *, effort: int, seeds: dict | None = None, deadline=None, probl
 
 # -- effort --------------------------------------------------------------------------------
 
-START_SHARE = 0.25  # of the time limit, turned into an effort count (move evaluations)
-CLOCK_SHARE = 0.4  # of the time left: the clock's safety cap (the run is then not reproducible)
-EVAL_S = (1e-5, 6e-7)  # a move evaluation's assumed seconds: a + b x nonzeros per column
+START_SHARE = 0.2  # of the time limit, turned into an effort count (move evaluations)
+CLOCK_SHARE = 0.5  # of the time left: the clock's safety cap (the run is then not reproducible)
+# A move evaluation's assumed seconds per nonzero of a column (measured on the shipped
+# départements at load 3: 15 to 35 microseconds at 40 to 61 nonzeros a column)
+EVAL_S = 6e-7
 NO_LIMIT_S = 600.0
 MIN_EFFORT, MAX_EFFORT = 5_000, 20_000_000
 
@@ -714,5 +754,5 @@ def effort_for(pb: Problem, time_limit: float | None) -> int:
     """Move evaluations the search may make: a function of the time limit and the model's
     size only, so that the same command makes the same search on any machine."""
     seconds = START_SHARE * (NO_LIMIT_S if time_limit is None else float(time_limit))
-    per = EVAL_S[0] + EVAL_S[1] * pb.nnz_per_col
+    per = EVAL_S * max(pb.nnz_per_col, 1.0)
     return int(np.clip(seconds / per, MIN_EFFORT, MAX_EFFORT))
