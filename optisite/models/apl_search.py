@@ -30,6 +30,8 @@ MAX_STEP = 10  # units (days or FTE) one move adds to a site at most
 DESCEND_WITHIN = 0.1  # greedy plans this much (relative) above the best greedy one get a descent too
 PARTIAL_DROPS = False  # drop-and-refill tries an FTE less at a centre (final descent only: measured
 # on Nièvre, in every descent it costs kicks, 32,080 against 31,030 mean over 4 seeds)
+CENTRE_FOR_CABINETS = True  # the refill after dropping a centre adds cabinets first
+KICK_DIVISOR = 6  # a kick closes this fraction (1 / KICK_DIVISOR) of the open sites, 1 to 5
 FINAL_SHARE = 0.15  # of the effort left after the descents, kept for the final descent
 KICK_PATIENCE = 100  # kicks in a row without a better plan end the search
 # greedy starts from the status quo: (name, alpha), the fill ranking population lifted / cost ** alpha
@@ -608,6 +610,8 @@ class Search:
                 tabu_c = np.zeros(len(pb.lo_c), bool)
                 tabu_h = np.zeros(pb.H, bool)
                 (tabu_c if sites[i][0] == "c" else tabu_h)[sites[i][1]] = True
+                if sites[i][0] == "h" and CENTRE_FOR_CABINETS:
+                    self.fill(tabu_c, np.ones(pb.H, bool))  # a centre swapped for cabinets first
                 self.fill(tabu_c, tabu_h)
                 if better(self.key(), before):
                     improved = any_ = True
@@ -743,7 +747,7 @@ def search(data, *, effort: int, seeds: dict | None = None, deadline=None, probl
         n_open = int(((s.din > 0) & ~pb.forced_c).sum() + ((s.f > 0) & ~pb.forced_h).sum())
         if n_open == 0:
             break
-        s.kick(rng, int(np.clip(round(n_open / 6), 1, 5)))
+        s.kick(rng, int(np.clip(round(n_open / KICK_DIVISOR), 1, 5)))
         s.descend(drop=False)  # light: many kicks; drop-and-refill once a kick improved
         kicks += 1
         if better(s.key(), best_key):
