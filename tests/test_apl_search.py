@@ -8,10 +8,11 @@ the enumerated optimum.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 import pytest
+from conftest import INSTANCES
+from test_apl_model import brute_force_apl, small
 
 from optisite import load_instance
 from optisite.apl import apl_after, practice_capacity, site_capacity
@@ -19,9 +20,6 @@ from optisite.models import apl, staffing
 from optisite.models.apl_search import Problem, Search, search
 from optisite.pipeline import SolveOptions, build, solve
 from optisite.solution import planning_zones
-
-from conftest import INSTANCES
-from test_apl_model import brute_force_apl, small
 
 SMALL = [(0, 40000), (1, 60000), (2, 90000), (3, 150000), (4, 250000), (5, 120000)]
 
@@ -116,7 +114,7 @@ def test_nievre_plan_is_exact_feasible_and_reproducible(nievre):
 def test_never_worse_than_the_staffing_seed(nievre):
     """From a seed (here a staffing plan solved by the staffing model) the engine ends
     no worse than the seed, whatever effort it has."""
-    inst, data, m = nievre
+    inst, data, _ = nievre
     st = solve(inst, SolveOptions(model="staffing", time_limit=20, threads=1), check=False)
     days = st.schedule.rename(columns={"days_per_week": "days"})[["practice_id", "site_id", "days"]]
     days = days.assign(days=days["days"].round().astype(int))
@@ -154,7 +152,7 @@ def test_apl_solve_starts_from_the_engine(nievre):
     starts = sol.summary["solver"]["start_stages"]
     engine = starts[0]
     assert engine["name"].startswith("start: apl greedy + local search")
-    staffing_start = [s for s in starts if s["name"].startswith("start: staffing")][0]
+    staffing_start = next(s for s in starts if s["name"].startswith("start: staffing"))
     assert engine["extra"]["used"]
     assert engine["objective"] <= staffing_start["extra"]["apl_objective"] + 1e-6
     T = inst.parameters.apl_threshold

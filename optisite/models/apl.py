@@ -238,7 +238,7 @@ class Apl(Model):
             set_start(m, sm)
             quo = float(pyo.value(m.uncovered))
             stages[0].extra["apl_objective"] = quo
-            days = pd.DataFrame([(p, c, int(round(v.value or 0))) for (p, c), v in sm.d.items()],
+            days = pd.DataFrame([(p, c, round(v.value or 0)) for (p, c), v in sm.d.items()],
                                 columns=["practice_id", "site_id", "days"])
             seeds["staffing plan"] = (days[days["days"] > 0], pd.Series({h: round(v.value or 0) for h, v in sm.f.items()},
                                                                         dtype=float))

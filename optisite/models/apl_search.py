@@ -8,10 +8,11 @@ threshold (strictly below, with the model's 1e-9 tolerance on a zone reaching it
 its cost. A move changes a few columns of ``x``, so only the rows of those columns are
 recomputed, and a whole batch of candidate moves is valued in one numpy pass.
 
-Phases: the forced openings, a greedy fill (the move lifting the most population per
-euro), then a descent of source swaps, trims and drop-and-refill, from each seed (the
-status quo and any plan the caller passes, e.g. the staffing model's); the best plan is
-kept. The search stops on a count of move evaluations (its effort) fixed by the caller
+Phases: the forced openings, greedy fills (the addition lifting the most population per
+euro, per root euro, in total) from the status quo and from any plan the caller passes
+(e.g. the staffing model's), descents (source swaps, shifts, trims, drop-and-refill)
+from the best greedy plans, then kicks (close random sites, descend again) and a final
+descent on the best. The search stops on a count of move evaluations (its effort) fixed by the caller
 from the time limit and the model's size, never on the clock alone (the clock is a
 safety cap): the same inputs give the same plan. See ``models/apl.md``, "The start".
 """
@@ -269,9 +270,7 @@ class Search:
             return False
         if dfte > 0 and int(self.f.sum()) + dfte > pb.max_fte + 1e-9:
             return False
-        if len(dspend) and (self.spend + dspend > pb.env_cap * (1 + 1e-9) + 1e-6)[dspend > 0].any():
-            return False
-        return True
+        return not (len(dspend) and (self.spend + dspend > pb.env_cap * (1 + 1e-9) + 1e-6)[dspend > 0].any())
 
     def feasible(self) -> bool:
         pb = self.pb
@@ -318,13 +317,6 @@ class Search:
         gain = np.bincount(cid, weights=w * (lifted.astype(float) - self.lifted[rows]), minlength=ncand)
         prog = np.bincount(cid, weights=w * (np.minimum(new, pb.T) - np.minimum(old, pb.T)), minlength=ncand)
         return gain, prog
-
-    def value_of(self, move) -> tuple[float, float]:
-        """(population gained, progress) of one move."""
-        cols = np.array([j for j, _ in move], np.int64)
-        steps = np.array([k for _, k in move], float)
-        g, p = self.gains(np.zeros(len(move), np.int64), cols, steps, 1, one_col=len(move) == 1)
-        return float(g[0]), float(p[0])
 
     def apply(self, move) -> None:
         """Make a move (a list of (column, units)); no check."""
@@ -511,7 +503,7 @@ class Search:
                 moves.append([(int(l), -int(self.x[l])) for l in ls if self.x[l] > 0])
             cands = []
             for mv in moves:
-                dc, ds, df, ok = self.delta(mv)
+                dc, _, _, ok = self.delta(mv)
                 if ok and dc < -1e-6:
                     cands.append((mv, dc))
             if not cands:
@@ -682,18 +674,19 @@ def plan_vector(pb: Problem, days: pd.DataFrame | None, fte: pd.Series | None) -
     if fte is not None and len(fte):
         hpos = {h: i for i, h in enumerate(pb.centre_ids)}
         for h, v in fte.items():
-            x[pb.L + hpos[h]] = int(round(float(v)))
+            x[pb.L + hpos[h]] = round(float(v))
     return x
 
 
 def search(data, *, effort: int, seeds: dict | None = None, deadline=None, problem: Problem | None = None,
            seed: int = 0) -> AplPlan | None:
-    """The best plan within ``effort`` move evaluations. Each start, the status quo (with
-    the forced openings) and each of ``seeds`` (name -> (days, fte); days with columns
-    practice_id, site_id, days in units of ``d``), gets a greedy fill and a descent on an
-    equal share of the effort (what a start leaves goes to the next); the best plan then
-    gets seeded kicks (iterated local search) with the rest. A seed that breaks a rule of
-    the model is skipped. ``None`` when no start gives a feasible plan."""
+    """The best plan within ``effort`` move evaluations. A greedy fill from the status quo
+    (with the forced openings) under each ranking of ``GREEDY_STARTS`` and from each of
+    ``seeds`` (name -> (days, fte); days with columns practice_id, site_id, days in units
+    of ``d``); the greedy plans within ``DESCEND_WITHIN`` of the best get a descent on
+    shares of half the effort; the best then gets kicks (``seed``) and a final descent
+    with the rest. A seed that breaks a rule of the model is skipped. ``None`` when no
+    start gives a feasible plan."""
     t0 = time.perf_counter()
     pb = problem or Problem(data)
     s = Search(pb, effort=effort, deadline=deadline)
