@@ -8,6 +8,9 @@ the enumerated optimum.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 import pytest
@@ -158,3 +161,20 @@ def test_apl_solve_starts_from_the_engine(nievre):
     T = inst.parameters.apl_threshold
     assert sol.summary["apl"]["after"]["under"][T] <= engine["objective"] + 1e-6
     assert sol.summary["check"]["ok"]
+
+
+def test_days_a_month_and_the_zonage(nievre):
+    """Days counted a month (``presence_unit``) and the zonage lever: the engine's plan is
+    still the indicator's count and holds every row; no site outside ZIP/ZAC opens."""
+    inst, _, _ = nievre
+    zones = inst.inputs.zones.copy()
+    zones["zonage"] = np.where(np.arange(len(zones)) % 3 == 0, "ZIP", "none")
+    inst = replace(inst, inputs=replace(inst.inputs, zones=zones)).with_parameters({"presence_unit": "month", "zonage_restrict": "all"})
+    b = build(inst, SolveOptions(model="apl"))
+    plan = search(b.data, effort=20_000)
+    assert plan.under < status_quo_under(b.data) - 1.0
+    allowed = set(zones.index[zones["zonage"] == "ZIP"])
+    opened = set(plan.days["site_id"]) | set(plan.fte.index)
+    assert all(inst.sites.at[s, "zone_id"] in allowed for s in opened)
+    assert as_start(b.data, b.pyomo, plan) == pytest.approx(plan.under, abs=1e-6)
+    assert plan.under == pytest.approx(indicator_under(inst, plan), abs=1e-6)
