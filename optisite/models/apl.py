@@ -209,30 +209,76 @@ class Apl(Model):
         return staffing.status_quo_flows(ctx, data.staffing)
 
     def start(self, ctx: Context, data: AplData, m) -> list:
-        """Solve the staffing model briefly (from the status quo) and hand its plan to the
-        apl model as a MIP start. The apl model's LP bound is weak (a zone's binary needs
-        the whole threshold) and HiGHS alone may stop on a plan worse than the existing
-        supply; starting from the staffing plan means the apl plan is never worse, on APL,
-        than that plan, nor than the status quo."""
+        """The best of the staffing model's plan (solved briefly from the status quo) and
+        the apl primal engine's (``apl_search``: greedy + local search on the APL count,
+        from the status quo and from that plan) as HiGHS's MIP start. The apl model's LP
+        bound is weak and HiGHS alone may stop on a plan worse than the existing supply;
+        the start makes the apl plan never worse, on APL, than either, nor than the status
+        quo. The first stage says which engine made the start and its value."""
+        import time
+
+        from ..deadline import Deadline
+        from ..solver import WALL, StageResult
+        from .apl_search import CLOCK_SHARE, Problem, effort_for, search
+
         st = data.staffing
         sm = staffing.build(st)
         started = ctx.baseline is not None and staffing.status_quo_start(sm, st, ctx.baseline)
-        ctx.say("solving the staffing model to start the apl search")
+        ctx.say("solving the staffing model to seed the apl search")
         seconds = ctx.deadline.part(START_SHARE, at_least=1.0)
         stages = ctx.solver.lexicographic(sm, [Objective("uncovered", sm.uncovered)], warm_start=started,
                                           canonical=False, time_limit=seconds, gap=max(ctx.options.gap, 1e-3),
                                           effort_s=None if ctx.options.time_limit is None
                                           else START_SHARE * ctx.options.time_limit,
                                           highs_options=self.highs_options(sm)[0])
-        if not stages or not stages[0].has_solution:
-            return []
-        lifted = set_start(m, sm)
-        stages[0].extra["apl_objective"] = float(pyo.value(m.uncovered))
-        ctx.say(f"staffing start lifts {lifted} zone(s) to the threshold; "
-                f"{stages[0].extra['apl_objective']:,.0f} inhabitants stay under it")
         for s in stages:
             s.name = "start: staffing " + s.name
-        return stages
+        seeds, quo = {}, None
+        if stages and stages[0].has_solution:
+            set_start(m, sm)
+            quo = float(pyo.value(m.uncovered))
+            stages[0].extra["apl_objective"] = quo
+            days = pd.DataFrame([(p, c, round(v.value or 0)) for (p, c), v in sm.d.items()],
+                                columns=["practice_id", "site_id", "days"])
+            seeds["staffing plan"] = (days[days["days"] > 0], pd.Series({h: round(v.value or 0) for h, v in sm.f.items()},
+                                                                        dtype=float))
+        t = time.perf_counter()
+        pb = Problem(data)
+        effort = effort_for(pb, ctx.deadline.seconds)
+        plan = None if ctx.deadline.expired(0.0) else search(
+            data, effort=effort, seeds=seeds, deadline=Deadline(ctx.deadline.part(CLOCK_SHARE)), problem=pb,
+            seed=int(ctx.options.seed))
+        if plan is None:
+            return stages if quo is not None else []
+        used = quo is None or plan.under <= quo + 1e-6  # from the staffing seed it is never worse, maybe cheaper
+        if used:  # the engine's plan into the staffing model's variables, then as the apl start
+            given = {(p, c): k for p, c, k in plan.days.itertuples(index=False)}
+            din = plan.days.groupby("site_id")["days"].sum()
+            for var, value in ((sm.d, lambda i: given.get(i, 0)), (sm.y, lambda c: int(din.get(c, 0) > 0)),
+                               (sm.f, lambda h: int(plan.fte.get(h, 0))), (sm.o, lambda h: int(plan.fte.get(h, 0) > 0))):
+                for i, v in var.items():
+                    if not v.fixed:
+                        v.set_value(value(i), skip_validation=True)
+            set_start(m, sm)
+        value = float(pyo.value(m.uncovered))
+        opened = plan.days["site_id"].nunique() + len(plan.fte)
+        engine = StageResult(
+            name=f"start: apl greedy + local search ({opened} site(s), {plan.evaluations:,} move evaluations, "
+                 f"best from the {plan.seed}" + (", stopped by the clock)" if plan.stopped_by_clock else ")")
+                 + ("" if used else ": not better than the staffing plan, not used"),
+            status="feasible", objective=float(plan.under), seconds=time.perf_counter() - t, has_solution=True,
+            extra={"start_engine": "apl greedy + local search" if used else "staffing model",
+                   "apl_objective": value, "used": bool(used), "cost": float(plan.cost),
+                   "evaluations": int(plan.evaluations), "effort": int(effort), "seed": plan.seed,
+                   "stopped_by": WALL if used and plan.stopped_by_clock else None,
+                   "stopped_by_clock": bool(plan.stopped_by_clock),
+                   "phases": {k: float(v) for k, v in plan.phases.items()}})
+        if stages:
+            stages[0].extra["used"] = not used
+        ctx.say(f"apl start ({engine.extra['start_engine']}): {value:,.0f} inhabitants stay under the threshold "
+                f"(greedy + local search: {plan.under:,.0f} after {plan.evaluations:,} move evaluations"
+                + ("" if quo is None else f"; staffing plan: {quo:,.0f}") + ")")
+        return [engine] + stages
 
     def decisions(self, ctx: Context, data: AplData, m) -> Decisions:
         return staffing.decisions(m, data.staffing)
