@@ -202,6 +202,35 @@ def check_forced(lv: Levers, data) -> None:
                                   f"its envelope of {cap:,.0f} (constraint 'envelope')")
 
 
+def plan_breaks(lv: Levers | None, data, days: pd.DataFrame, fte: pd.Series) -> str | None:
+    """The first lever a staffing plan breaks (zonage, recruitment limit, a funder's
+    envelope), or None: a start handed to HiGHS must meet every row. ``days``: practice_id,
+    site_id, days_per_week in the model's units; ``fte``: centre -> FTE."""
+    if lv is None:
+        return None
+    used = set(days.loc[days["days_per_week"] > 0, "site_id"]) | set(fte[fte > 0].index)
+    bad = sorted(used & set(lv.excluded))
+    if bad:
+        return f"zonage: site {bad[0]} is outside ZIP/ZAC"
+    if lv.max_new_fte is not None and float(fte.sum()) > lv.max_new_fte + 1e-9:
+        return f"new_fte: {float(fte.sum()):g} new salaried FTE, above {lv.max_new_fte:g}"
+    spent: dict[str, float] = {}
+    cab, cen = data.cabinets, data.centres
+    per_site = days.groupby("site_id")["days_per_week"].sum()
+    for sid, n in per_site.items():
+        for who, amount in ((lv.funder_fixed.get(sid), cab.at[sid, "fixed_cost"]),
+                            (lv.funder_staff.get(sid), data.weeks * cab.at[sid, "cost_per_day"] * n)):
+            spent[who] = spent.get(who, 0.0) + float(amount)
+    for sid, n in fte[fte > 0].items():
+        for who, amount in ((lv.funder_fixed.get(sid), cen.at[sid, "fixed_cost"]),
+                            (lv.funder_staff.get(sid), cen.at[sid, "cost_per_fte"] * n)):
+            spent[who] = spent.get(who, 0.0) + float(amount)
+    for who, cap in sorted(lv.envelopes.items()):
+        if spent.get(who, 0.0) > cap * (1 + 1e-9) + 1e-6:
+            return f"envelope: {who} pays {spent[who]:,.0f} EUR/year, above {cap:,.0f}"
+    return None
+
+
 # -- rows of the single-year staffing model ------------------------------------------------
 
 def add_constraints(m, data) -> None:

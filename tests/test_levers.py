@@ -355,3 +355,55 @@ def test_levers_from_the_command_line(tmp_path):
     assert S["cost_by_funder"]["collectivites"] <= 60000 and S["cost_by_funder"]["ars_hopital"] <= 80000
     checked = CliRunner().invoke(main, ["check", str(out), "instances/tiny"])
     assert checked.exit_code == 0, checked.output
+
+
+# -- the staffing engine's start and the levers -------------------------------------------
+
+def _start_record(inst):
+    """The staffing engine's start record of a solve (its plan, and whether it was used)."""
+    sol = solve(inst, SolveOptions(model="staffing", time_limit=60, gap=0, threads=1))
+    assert sol.summary["check"]["ok"], sol.summary["check"]["violations"]
+    starts = [s for s in sol.summary["solver"]["start_stages"] if "greedy" in s["name"]]
+    return sol, starts[0]
+
+
+def test_engine_never_stages_a_centre_the_zonage_forbids():
+    from optisite.models.staffing_search import search
+
+    inst = centres_instance({"budget": 180_000, "zonage_restrict": "centre_de_sante"})
+    data = build(inst, SolveOptions(model="staffing")).data
+    plan = search(data, effort=200)
+    assert plan is not None and "CDS-B" not in set(plan.fte.index)  # B is the bigger gain, but not ZIP/ZAC
+    assert plan.fte.get("CDS-A", 0) > 0
+
+
+@pytest.mark.parametrize("params, funders, lever", [
+    ({"max_new_salaried_fte": 3}, None, "new_fte"),
+    ({"funder_envelopes": "ars_hopital=120000"}, FUNDERS, "envelope"),
+])
+def test_engine_plan_breaking_a_lever_is_not_the_start(params, funders, lever):
+    """The engine does not know these two levers: its plan (5 FTE, everyone covered) breaks
+    them, so it must not be handed to HiGHS; the solve still finds the enumerated optimum."""
+    from optisite.levers import plan_breaks
+    from optisite.models.staffing_search import search
+
+    inst = centres_instance(params, funders=funders)
+    data = build(inst, SolveOptions(model="staffing")).data
+    plan = search(data, effort=200)
+    assert plan_breaks(data.levers, data, plan.days, plan.fte).startswith(lever)
+    sol, start = _start_record(inst)
+    assert start["extra"]["used"] is False and start["extra"]["breaks"].startswith(lever)
+    assert "breaks the lever" in start["name"]
+    want = enumerate_centres(inst, allowed=lambda p: sum(p.values()) <= 3)  # both levers: at most 3 FTE
+    assert sol.status == "optimal" and sol.objective == pytest.approx(want[0])
+
+
+def test_plan_breaks_reads_each_lever():
+    from optisite.levers import plan_breaks
+
+    none = pd.DataFrame(columns=["practice_id", "site_id", "days_per_week"])
+    data = build(centres_instance({"zonage_restrict": "centre_de_sante"}), SolveOptions(model="staffing")).data
+    assert plan_breaks(data.levers, data, none, pd.Series({"CDS-A": 2.0})) is None
+    assert plan_breaks(data.levers, data, none, pd.Series({"CDS-B": 2.0})).startswith("zonage")
+    data = build(centres_instance(funders=FUNDERS), SolveOptions(model="staffing")).data
+    assert plan_breaks(data.levers, data, none, pd.Series({"CDS-A": 5.0, "CDS-B": 5.0})) is None

@@ -57,6 +57,15 @@ class AplPlan:
     phases: dict = field(default_factory=dict)
 
 
+def _either(is_c: np.ndarray, of_c: np.ndarray, of_h: np.ndarray, c: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Per candidate, ``of_c[c]`` for a cabinet and ``of_h[h]`` for a centre (either array
+    may be empty: an instance without cabinets or without centres)."""
+    out = np.zeros(len(is_c), dtype=np.result_type(of_c, of_h))
+    out[is_c] = of_c[c[is_c]]
+    out[~is_c] = of_h[h[~is_c]]
+    return out
+
+
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(s, s + n)`` for each (s, n), vectorised."""
     total = int(lengths.sum())
@@ -435,14 +444,14 @@ class Search:
         site, units = np.concatenate(site), np.concatenate(units).astype(float)
         is_c = site >= 0
         c, h = np.where(is_c, site, 0), np.where(is_c, 0, -1 - site)
-        fixed = np.where(is_c, pb.a_c[c] * (self.din[c] == 0), pb.a_h[h] * (f[h] == 0))
-        staff = units * np.where(is_c, pb.e_c[c], pb.g_h[h])
+        fixed = _either(is_c, pb.a_c * (self.din == 0), pb.a_h * (f == 0), c, h)
+        staff = units * _either(is_c, pb.e_c, pb.g_h, c, h)
         cost = fixed + staff
         ok = self.cost + cost <= pb.budget + 1e-6
         ok &= is_c | (f.sum() + units <= pb.max_fte + 1e-9)
         for i in range(len(pb.funders)):
-            pay = (np.where(is_c, pb.fix_c[c], pb.fix_h[h]) == i) * fixed
-            pay = pay + (np.where(is_c, pb.staff_c[c], pb.staff_h[h]) == i) * staff
+            pay = (_either(is_c, pb.fix_c, pb.fix_h, c, h) == i) * fixed
+            pay = pay + (_either(is_c, pb.staff_c, pb.staff_h, c, h) == i) * staff
             ok &= (pay <= 0) | (self.spend[i] + pay <= pb.env_cap[i] * (1 + 1e-9) + 1e-6)
         return cand, cols, steps, cost, ok
 

@@ -519,6 +519,10 @@ class Staffing(Model):
             return out
         tol = 1e-7 * max(1.0, abs(plan.uncovered))
         used = quo is None or plan.uncovered < quo - tol  # on a tie the status quo costs nothing
+        # The engine knows the zonage but not the recruitment limit nor the envelopes:
+        # a plan that breaks one is not a start (HiGHS would reject or mis-handle it).
+        breaks = lever.plan_breaks(data.levers, data, plan.days, plan.fte)
+        used = used and breaks is None
         if used:
             write_start(m, data, plan)
         ctx.say(f"primal search: {plan.uncovered:,.0f} uncovered at EUR {plan.cost:,.0f} after "
@@ -527,12 +531,13 @@ class Staffing(Model):
         out.append(StageResult(
             name=f"start: greedy + local search ({opened} site(s), {plan.evaluations} flow LPs"
                  + (", stopped by the clock)" if plan.stopped_by_clock else ")")
-                 + ("" if used else ": not better than the status quo, not used"),
+                 + ("" if used else f": breaks the lever {breaks}, not used" if breaks
+                    else ": not better than the status quo, not used"),
             status="feasible", objective=float(plan.uncovered), seconds=time.perf_counter() - t,
             has_solution=True,
             extra={"used": bool(used), "cost": float(plan.cost), "evaluations": int(plan.evaluations),
                    # the pipeline's reproducibility record: a start cut by the clock may differ next run
-                   "stopped_by": WALL if used and plan.stopped_by_clock else None,
+                   "stopped_by": WALL if used and plan.stopped_by_clock else None, "breaks": breaks,
                    "effort": int(effort), "stopped_by_clock": bool(plan.stopped_by_clock),
                    "phases": {k: float(v) for k, v in plan.phases.items()}}))
         return out
