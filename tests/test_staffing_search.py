@@ -144,3 +144,30 @@ def test_the_same_inputs_give_the_same_plan(name):
     pd.testing.assert_frame_equal(one.days, two.days)
     pd.testing.assert_series_equal(one.fte, two.fte)
     assert (one.uncovered, one.cost, one.evaluations) == (two.uncovered, two.cost, two.evaluations)
+
+
+class _Clock:
+    """A deadline whose seconds left are set by hand (the flow LP reads ``left``)."""
+
+    def __init__(self, left: float):
+        self.seconds_left = left
+
+    def left(self) -> float:
+        return self.seconds_left
+
+    def expired(self, margin: float = 0.0) -> bool:
+        return self.seconds_left <= margin
+
+
+def test_a_flow_lp_never_runs_past_the_deadline():
+    """On a region one flow LP takes tens of seconds: with no time left the search stops
+    before solving and gives no plan (the status quo stays the start), instead of running on."""
+    from optisite.models.staffing_search import ClockOut, FlowLP
+
+    b = _built(load_instance(INSTANCES / "nievre-58"))
+    lp = FlowLP(b.data, _Clock(0.0))
+    with pytest.raises(ClockOut):
+        lp.solve()
+    assert search(b.data, effort=40, deadline=_Clock(0.0)) is None
+    roomy = search(b.data, effort=40, deadline=_Clock(1e6))
+    assert roomy is not None and roomy.evaluations <= 40 + 2

@@ -508,14 +508,19 @@ class Staffing(Model):
             return out
         effort = effort_for(data, ctx.deadline.seconds)
         t = time.perf_counter()
+        clock = Deadline(ctx.deadline.part(CLOCK_SHARE))
         try:
-            plan = search(data, effort=effort, deadline=Deadline(ctx.deadline.part(CLOCK_SHARE)),
-                          seed=int(ctx.options.seed))
+            plan = search(data, effort=effort, deadline=clock, seed=int(ctx.options.seed))
         except RuntimeError as e:  # a flow LP HiGHS could not solve: the status quo stays the start
             out.append(StageResult(name="start: greedy + local search failed, not used", status="error",
                                    seconds=time.perf_counter() - t, extra={"error": str(e)}))
             return out
         if plan is None:
+            if clock.expired(0.0):  # a flow LP was cut at the clock's cap (a region): say so
+                out.append(StageResult(
+                    name="start: greedy + local search stopped by the clock before a plan, not used",
+                    status="time_limit", seconds=time.perf_counter() - t,
+                    extra={"used": False, "stopped_by": WALL, "effort": int(effort)}))
             return out
         tol = 1e-7 * max(1.0, abs(plan.uncovered))
         used = quo is None or plan.uncovered < quo - tol  # on a tie the status quo costs nothing

@@ -44,10 +44,16 @@ class Plan:
     phases: dict = field(default_factory=dict)  # value after each phase
 
 
-class FlowLP:
-    """The flow LP for fixed staffing, built once; capacities change, the basis stays."""
+class ClockOut(RuntimeError):
+    """A flow LP stopped at the deadline: the search has no exact value to go on."""
 
-    def __init__(self, data):
+
+class FlowLP:
+    """The flow LP for fixed staffing, built once; capacities change, the basis stays.
+    With a ``deadline``, no solve runs past it (:class:`ClockOut`)."""
+
+    def __init__(self, data, deadline=None):
+        self.deadline = deadline
         z = data.zones
         self.zone_pos = {k: i for i, k in enumerate(z.index)}
         P, C, H = list(data.practices.index), list(data.cabinets.index), list(data.centres.index)
@@ -102,7 +108,15 @@ class FlowLP:
         self.solves += 1
         if self.ncol == 0:
             return self.const
+        left = None if self.deadline is None else self.deadline.left()
+        if left is not None:
+            # One LP of a region takes tens of seconds: it must stop at the deadline too.
+            if left <= 0:
+                raise ClockOut("flow LP: no time left")
+            self.h.setOptionValue("time_limit", float(left))
         self.h.run()
+        if self.h.getModelStatus() == highspy.HighsModelStatus.kTimeLimit:
+            raise ClockOut("flow LP: stopped at the deadline")
         if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             self.h.clearSolver()  # a lost basis: solve from scratch
             self.h.run()
@@ -127,7 +141,7 @@ class Search:
 
     def __init__(self, data, *, effort: int, deadline=None, seed: int = 0):
         self.data = data
-        self.lp = FlowLP(data)
+        self.lp = FlowLP(data, deadline)
         pr, cab, cds = data.practices, data.cabinets, data.centres
         self.kd, self.kf = data.per_day, data.per_fte
         self.G = pr["give_cap"].to_numpy(np.int64)
@@ -546,7 +560,15 @@ class Search:
 def search(data, *, effort: int, deadline=None, seed: int = 0, kicks: bool = True) -> Plan | None:
     """The best plan found from the status quo (or the forced openings) within ``effort`` LP
     solves: greedy fill, then descent (shifts, drop-and-refill), then seeded kicks. ``None``
-    when forced openings cannot be staffed within the budget this way."""
+    when forced openings cannot be staffed within the budget this way, or when the
+    deadline cut a flow LP (on a region one LP takes tens of seconds)."""
+    try:
+        return _search(data, effort=effort, deadline=deadline, seed=seed, kicks=kicks)
+    except ClockOut:
+        return None  # the clock cut a flow LP: no plan with an exact value, the status quo stays
+
+
+def _search(data, *, effort: int, deadline, seed: int, kicks: bool) -> Plan | None:
     t0 = time.perf_counter()
     s = Search(data, effort=effort, deadline=deadline, seed=seed)
     phases = {"status quo": s.value}
