@@ -286,6 +286,11 @@ def _result(opt: Highs, out: hard_stop.Outcome, name: str, seconds: float, hando
     has = obj is not None and x is not None
     if status == "optimal" and bound is None:
         bound = obj
+    if status == "time_limit" and has and bound is not None and \
+            abs(obj - bound) <= max(float(opt.config.mip_gap or 0.0), 1e-9) * max(1.0, abs(obj)):
+        # Stopped at its limit on a plan its bound already proves (HiGHS had not yet
+        # checked): optimal, so the later stages run; the stop stays in ``stopped_by``.
+        status, extra["proven_at_stop"] = "optimal", True
     if has:
         _load(opt, x)
     if out.caught:

@@ -178,3 +178,28 @@ def test_days_a_month_and_the_zonage(nievre):
     assert all(inst.sites.at[s, "zone_id"] in allowed for s in opened)
     assert as_start(b.data, b.pyomo, plan) == pytest.approx(plan.under, abs=1e-6)
     assert plan.under == pytest.approx(indicator_under(inst, plan), abs=1e-6)
+
+
+@pytest.mark.parametrize("seed,budget", [(1, 60000), (3, 150000)])
+def test_the_search_after_highs_reaches_the_optimum_from_doing_nothing(seed, budget):
+    """``Apl.decisions`` runs the engine from HiGHS's plan: from the worst plan HiGHS could
+    hand over (open nothing), it ends at the enumerated optimum, and the solve's plan is the
+    indicator's count of the improved plan, checked."""
+    from optisite.models import get as get_model
+
+    inst = small(seed, budget)
+    b = build(inst, SolveOptions(model="apl", time_limit=30, threads=1))
+    for v in list(b.pyomo.d.values()) + list(b.pyomo.f.values()):
+        v.set_value(0)
+    model = get_model("apl")
+    dec = model.decisions(b.context, b.data, b.pyomo)
+    under, _cost = brute_force_apl(inst)
+    record = b.context.extra_stages[-1]
+    assert record.name.startswith("polish: apl local search")
+    quo = status_quo_under(b.data)
+    if quo > under + 1e-6:  # doing nothing is not optimal here: the search must have moved
+        assert record.extra["used"] and record.objective == pytest.approx(under, abs=1e-6)
+        plan = type("P", (), {"days": dec.days.rename(columns={"days_per_week": "days"}), "fte": dec.fte})
+        assert indicator_under(inst, plan) == pytest.approx(under, abs=1e-6)
+    sol = solve(inst, SolveOptions(model="apl", time_limit=30, threads=1))
+    assert sol.summary["check"]["ok"] and sol.objective == pytest.approx(under, abs=1e-6)

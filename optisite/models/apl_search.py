@@ -688,7 +688,7 @@ def plan_vector(pb: Problem, days: pd.DataFrame | None, fte: pd.Series | None) -
 
 
 def search(data, *, effort: int, seeds: dict | None = None, deadline=None, problem: Problem | None = None,
-           seed: int = 0) -> AplPlan | None:
+           seed: int = 0, greedy: bool = True) -> AplPlan | None:
     """The best plan within ``effort`` move evaluations. A greedy fill from the status quo
     (with the forced openings) under each ranking of ``GREEDY_STARTS`` and from each of
     ``seeds`` (name -> (days, fte); days with columns practice_id, site_id, days in units
@@ -700,7 +700,8 @@ def search(data, *, effort: int, seeds: dict | None = None, deadline=None, probl
     pb = problem or Problem(data)
     s = Search(pb, effort=effort, deadline=deadline)
     best, best_key, best_seed, phases = None, None, "", {}
-    starts = list(GREEDY_STARTS) + [(k, 1.0, False, v) for k, v in (seeds or {}).items()]
+    # ``greedy=False``: only the seeds (the local search after HiGHS, from its plan)
+    starts = list(GREEDY_STARTS if greedy else ()) + [(k, 1.0, False, v) for k, v in (seeds or {}).items()]
     greedy = []  # (key, name, plan) after each start's greedy fill, distinct plans only
     for name, alpha, cabinets_first, *given in starts:
         plan = given[0] if given else None
@@ -717,6 +718,7 @@ def search(data, *, effort: int, seeds: dict | None = None, deadline=None, probl
             if not s.feasible():
                 continue
         phases[f"{name}: start"] = s.under
+        phases[f"{name}: start cost"] = s.cost
         if cabinets_first:
             s.fill(tabu_h=np.ones(pb.H, bool))
         s.fill()
