@@ -281,9 +281,14 @@ class Apl(Model):
         return [engine] + stages
 
     #: Share of the limit kept after HiGHS's stages for the local search from its plan
-    #: (``decisions``); the apl model has no bound hook, so the share serves that search.
-    #: Measured on Nievre at 60 s: HiGHS's plan 30,117 -> 25,692 with 500k evaluations.
+    #: (``decisions``), from limits of ``bound_share_from_s``; the apl model has no bound
+    #: hook, so the share serves that search. At 60 s (load 1) it took HiGHS's seconds:
+    #: Nievre 29,262 -> 28,957 under 2.5, but Rhone's proven bound fell from 47,450 to
+    #: 8,121 (HiGHS 16 s instead of 25 s) and neither Rhone nor Ille-et-Vilaine improved.
+    #: At longer limits HiGHS's bound stalls (Nievre: 14,005 at 60 s, 14,024 at 400 s),
+    #: so a tenth there costs no bound.
     bound_share = 0.1
+    bound_share_from_s = 120.0
 
     def decisions(self, ctx: Context, data: AplData, m) -> Decisions:
         """HiGHS's plan, improved by the apl engine's local search from it when that finds
@@ -309,14 +314,15 @@ class Apl(Model):
         from ..solver import WALL, StageResult
         from .apl_search import Problem, effort_for, search
 
-        if ctx.deadline.expired(0.0) or not (len(m.C) + len(m.H)):
+        limit = ctx.options.time_limit
+        kept = limit is None or limit >= self.bound_share_from_s
+        if not kept or ctx.deadline.expired(0.0) or not (len(m.C) + len(m.H)):
             return None
         days = pd.DataFrame([(p, c, round(v.value or 0)) for (p, c), v in m.d.items()],
                             columns=["practice_id", "site_id", "days"])
         fte = pd.Series({h: round(v.value or 0) for h, v in m.f.items()}, dtype=float)
         t = time.perf_counter()
         pb = Problem(data)
-        limit = ctx.options.time_limit
         # the same effort rule as the start, on this hook's share of the limit
         effort = max(1, int(effort_for(pb, limit) * self.bound_share / 0.2))
         plan = search(data, effort=effort, seeds={"HiGHS plan": (days[days["days"] > 0], fte[fte > 0])},
