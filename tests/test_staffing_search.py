@@ -165,9 +165,14 @@ def test_a_flow_lp_never_runs_past_the_deadline():
     from optisite.models.staffing_search import ClockOut, FlowLP
 
     b = _built(load_instance(INSTANCES / "nievre-58"))
-    lp = FlowLP(b.data, _Clock(0.0))
+    from optisite.models.staffing_search import LP_GRACE_S
+
+    lp = FlowLP(b.data, _Clock(-LP_GRACE_S))
     with pytest.raises(ClockOut):
         lp.solve()
-    assert search(b.data, effort=40, deadline=_Clock(0.0)) is None
+    assert search(b.data, effort=40, deadline=_Clock(-LP_GRACE_S)) is None
+    # Out of time but within the grace: the search stops between LPs and keeps a plan.
+    cut = search(b.data, effort=40, deadline=_Clock(0.0))
+    assert cut is not None and cut.stopped_by_clock
     roomy = search(b.data, effort=40, deadline=_Clock(1e6))
     assert roomy is not None and roomy.evaluations <= 40 + 2

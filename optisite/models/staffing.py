@@ -495,7 +495,7 @@ class Staffing(Model):
 
         from ..deadline import Deadline
         from ..solver import WALL, StageResult
-        from .staffing_search import CLOCK_SHARE, effort_for, search, write_start
+        from .staffing_search import effort_for, shares, search, write_start
 
         out = []
         base = ctx.baseline
@@ -508,7 +508,7 @@ class Staffing(Model):
             return out
         effort = effort_for(data, ctx.deadline.seconds)
         t = time.perf_counter()
-        clock = Deadline(ctx.deadline.part(CLOCK_SHARE))
+        clock = Deadline(ctx.deadline.part(shares(ctx.deadline.seconds)[1]))
         try:
             plan = search(data, effort=effort, deadline=clock, seed=int(ctx.options.seed))
         except RuntimeError as e:  # a flow LP HiGHS could not solve: the status quo stays the start

@@ -218,7 +218,7 @@ class StaffingRobust(Model):
         than opening nothing in the robust objective."""
         from ..deadline import Deadline
         from ..solver import WALL, StageResult
-        from .staffing_search import CLOCK_SHARE, effort_for, search
+        from .staffing_search import effort_for, shares, search
 
         out, quo = [], None
         base = ctx.baseline
@@ -238,7 +238,7 @@ class StaffingRobust(Model):
         t = time.perf_counter()
         try:
             plan = search(dk, effort=effort_for(dk, ctx.deadline.seconds),
-                          deadline=Deadline(ctx.deadline.part(CLOCK_SHARE)), seed=int(ctx.options.seed))
+                          deadline=Deadline(ctx.deadline.part(shares(ctx.deadline.seconds)[1])), seed=int(ctx.options.seed))
         except RuntimeError as e:
             out.append(StageResult(name="start: greedy + local search failed, not used", status="error",
                                    seconds=time.perf_counter() - t, extra={"error": str(e)}))
