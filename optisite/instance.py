@@ -406,6 +406,13 @@ def instance_from_frames(zones: pd.DataFrame, sites: pd.DataFrame,
 # Cell-level validation
 # ---------------------------------------------------------------------------------
 
+
+def _example(what: str, decimal_comma: bool) -> str:
+    """An example value for an error's fix: a head count of GPs is small, euros are not."""
+    if "FTE" in what:
+        return "2,5" if decimal_comma else "2.5"
+    return "1200,5" if decimal_comma else "1200"
+
 class _Columns:
     """Typed access to a RawTable's columns, raising located errors."""
 
@@ -475,7 +482,7 @@ class _Columns:
         if not_number.any():
             pos = int(np.flatnonzero(not_number.to_numpy())[0])
             self._fail(f"'{text.iloc[pos][:40]}' is not {what}", pos, col,
-                       f"write {what} in digits, e.g. " + ("1200,5" if self.decimal_comma else "1200"))
+                       f"write {what} in digits, e.g. " + _example(what, self.decimal_comma))
         if required and values.isna().any():
             pos = int(np.flatnonzero(values.isna().to_numpy())[0])
             self._fail("empty value", pos, col, f"write {what}")

@@ -759,3 +759,10 @@ def test_practice_days_checked_against_layered_parameters(tiny_copy):
 def test_secondary_days_per_gp_above_days_worked(tiny_copy):
     set_parameters(tiny_copy, "max_secondary_days_per_gp = 6")
     assert_refused(tiny_copy, file="instance.toml", column="max_secondary_days_per_gp", contains="larger than days_per_fte")
+
+
+def test_a_head_count_that_is_not_a_number_gets_an_example_of_its_size(tiny_copy):
+    """The fix's example fits the column: a number of GPs is 2.5, not 1200."""
+    replace_in(tiny_copy, "practices.csv", "P-C,01003,2", "P-C,01003,deux")
+    msg = assert_refused(tiny_copy, file="practices.csv", row=3, column="physicians", contains="'deux'")
+    assert msg.endswith("e.g. 2.5"), msg
