@@ -406,12 +406,12 @@ def instance_from_frames(zones: pd.DataFrame, sites: pd.DataFrame,
 # Cell-level validation
 # ---------------------------------------------------------------------------------
 
-
 def _example(what: str, decimal_comma: bool) -> str:
     """An example value for an error's fix: a head count of GPs is small, euros are not."""
     if "FTE" in what:
         return "2,5" if decimal_comma else "2.5"
     return "1200,5" if decimal_comma else "1200"
+
 
 class _Columns:
     """Typed access to a RawTable's columns, raising located errors."""

@@ -139,10 +139,11 @@ def check_forced_fixed(lv: Levers, fixed_cost: pd.Series, force_open) -> None:
     for sid in force_open:
         who = lv.funder_fixed[sid]
         spent[who] = spent.get(who, 0.0) + float(fixed_cost[sid])
-    for who, cap in sorted(lv.envelopes.items()):
-        if spent.get(who, 0.0) > cap * (1 + 1e-9) + 1e-6:
-            raise InfeasibleError(f"the forced-open sites cost {who} {spent[who]:,.0f} EUR/year in fixed costs, "
-                                  f"above its envelope of {cap:,.0f} (constraint 'envelope')")
+    over = first_overrun(lv, spent)
+    if over:
+        who, cap = over
+        raise InfeasibleError(f"the forced-open sites cost {who} {spent[who]:,.0f} EUR/year in fixed costs, "
+                              f"above its envelope of {cap:,.0f} (constraint 'envelope')")
 
 
 def dominance_groups(lv: Levers, sites: pd.Index) -> np.ndarray | None:
@@ -189,17 +190,36 @@ def prepare(instance, force_open=()) -> Levers:
 def check_forced(lv: Levers, data) -> None:
     """Refuse forced-open sites whose minimum staffing alone overruns a funder's envelope
     (``data``: a StaffingData, presence in its units)."""
-    spent: dict[str, float] = {}
-    for frame, staff in ((data.cabinets, lambda r: data.weeks * r["cost_per_day"] * max(r["min_days"], 1)),
-                         (data.centres, lambda r: r["cost_per_fte"] * max(r["min_fte"], 1))):
-        for sid in [s for s in data.force_open if s in frame.index]:
-            r = frame.loc[sid]
-            for who, amount in ((lv.funder_fixed[sid], r["fixed_cost"]), (lv.funder_staff[sid], staff(r))):
-                spent[who] = spent.get(who, 0.0) + float(amount)
+    cab, cen = data.cabinets, data.centres
+    spent = funder_spend(lv, data, {c: max(cab.at[c, "min_days"], 1) for c in data.force_open if c in cab.index},
+                         {h: max(cen.at[h, "min_fte"], 1) for h in data.force_open if h in cen.index})
+    over = first_overrun(lv, spent)
+    if over:
+        who, cap = over
+        raise InfeasibleError(f"the forced-open sites cost {who} at least {spent[who]:,.0f} EUR/year, above "
+                              f"its envelope of {cap:,.0f} (constraint 'envelope')")
+
+
+def first_overrun(lv: Levers, spent: Mapping[str, float]) -> tuple[str, float] | None:
+    """The first funder (by name) whose spending passes its envelope, with the envelope."""
     for who, cap in sorted(lv.envelopes.items()):
         if spent.get(who, 0.0) > cap * (1 + 1e-9) + 1e-6:
-            raise InfeasibleError(f"the forced-open sites cost {who} at least {spent[who]:,.0f} EUR/year, above "
-                                  f"its envelope of {cap:,.0f} (constraint 'envelope')")
+            return who, cap
+    return None
+
+
+def funder_spend(lv: Levers, data, days: Mapping[str, float], fte: Mapping[str, float]) -> dict[str, float]:
+    """EUR/year each funder pays for cabinets open with ``days`` (site -> days, in the
+    model's units) and centres with ``fte`` (site -> FTE): fixed cost to the site's
+    ``funder_fixed``, staff cost to its ``funder_staff`` (a StaffingData's costs)."""
+    spent: dict[str, float] = {}
+    cab, cen = data.cabinets, data.centres
+    items = [(sid, cab.at[sid, "fixed_cost"], data.weeks * cab.at[sid, "cost_per_day"] * n) for sid, n in days.items()]
+    items += [(sid, cen.at[sid, "fixed_cost"], cen.at[sid, "cost_per_fte"] * n) for sid, n in fte.items()]
+    for sid, fixed, staff in items:
+        for who, amount in ((lv.funder_fixed.get(sid), fixed), (lv.funder_staff.get(sid), staff)):
+            spent[who] = spent.get(who, 0.0) + float(amount)
+    return spent
 
 
 def plan_breaks(lv: Levers | None, data, days: pd.DataFrame, fte: pd.Series) -> str | None:
@@ -214,21 +234,10 @@ def plan_breaks(lv: Levers | None, data, days: pd.DataFrame, fte: pd.Series) -> 
         return f"zonage: site {bad[0]} is outside ZIP/ZAC"
     if lv.max_new_fte is not None and float(fte.sum()) > lv.max_new_fte + 1e-9:
         return f"new_fte: {float(fte.sum()):g} new salaried FTE, above {lv.max_new_fte:g}"
-    spent: dict[str, float] = {}
-    cab, cen = data.cabinets, data.centres
     per_site = days.groupby("site_id")["days_per_week"].sum()
-    for sid, n in per_site.items():
-        for who, amount in ((lv.funder_fixed.get(sid), cab.at[sid, "fixed_cost"]),
-                            (lv.funder_staff.get(sid), data.weeks * cab.at[sid, "cost_per_day"] * n)):
-            spent[who] = spent.get(who, 0.0) + float(amount)
-    for sid, n in fte[fte > 0].items():
-        for who, amount in ((lv.funder_fixed.get(sid), cen.at[sid, "fixed_cost"]),
-                            (lv.funder_staff.get(sid), cen.at[sid, "cost_per_fte"] * n)):
-            spent[who] = spent.get(who, 0.0) + float(amount)
-    for who, cap in sorted(lv.envelopes.items()):
-        if spent.get(who, 0.0) > cap * (1 + 1e-9) + 1e-6:
-            return f"envelope: {who} pays {spent[who]:,.0f} EUR/year, above {cap:,.0f}"
-    return None
+    spent = funder_spend(lv, data, per_site[per_site > 0].to_dict(), fte[fte > 0].to_dict())
+    over = first_overrun(lv, spent)
+    return None if over is None else f"envelope: {over[0]} pays {spent[over[0]]:,.0f} EUR/year, above {over[1]:,.0f}"
 
 
 # -- rows of the single-year staffing model ------------------------------------------------

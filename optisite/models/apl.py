@@ -174,6 +174,15 @@ def set_start(m, staffing_model) -> int:
     return lifted
 
 
+def plan_in(model) -> tuple[pd.DataFrame, pd.Series]:
+    """The days (practice_id, site_id, days in units of ``d``, > 0) and FTE (> 0) at a
+    staffing or apl model's values: a seed for the apl engine."""
+    days = pd.DataFrame([(p, c, round(v.value or 0)) for (p, c), v in model.d.items()],
+                        columns=["practice_id", "site_id", "days"])
+    fte = pd.Series({h: round(v.value or 0) for h, v in model.f.items()}, dtype=float)
+    return days[days["days"] > 0], fte[fte > 0]
+
+
 START_SHARE = 0.25  # share of the time left given to the staffing plan that starts the apl search
 
 
@@ -238,10 +247,7 @@ class Apl(Model):
             set_start(m, sm)
             quo = float(pyo.value(m.uncovered))
             stages[0].extra["apl_objective"] = quo
-            days = pd.DataFrame([(p, c, round(v.value or 0)) for (p, c), v in sm.d.items()],
-                                columns=["practice_id", "site_id", "days"])
-            seeds["staffing plan"] = (days[days["days"] > 0], pd.Series({h: round(v.value or 0) for h, v in sm.f.items()},
-                                                                        dtype=float))
+            seeds["staffing plan"] = plan_in(sm)
         t = time.perf_counter()
         pb = Problem(data)
         effort = effort_for(pb, ctx.deadline.seconds)
@@ -312,20 +318,18 @@ class Apl(Model):
 
         from ..deadline import Deadline
         from ..solver import WALL, StageResult
+        from .apl_search import START_SHARE as ENGINE_SHARE
         from .apl_search import Problem, effort_for, search
 
         limit = ctx.options.time_limit
         kept = limit is None or limit >= self.bound_share_from_s
         if not kept or ctx.deadline.expired(0.0) or not (len(m.C) + len(m.H)):
             return None
-        days = pd.DataFrame([(p, c, round(v.value or 0)) for (p, c), v in m.d.items()],
-                            columns=["practice_id", "site_id", "days"])
-        fte = pd.Series({h: round(v.value or 0) for h, v in m.f.items()}, dtype=float)
         t = time.perf_counter()
         pb = Problem(data)
         # the same effort rule as the start, on this hook's share of the limit
-        effort = max(1, int(effort_for(pb, limit) * self.bound_share / 0.2))
-        plan = search(data, effort=effort, seeds={"HiGHS plan": (days[days["days"] > 0], fte[fte > 0])},
+        effort = max(1, int(effort_for(pb, limit) * self.bound_share / ENGINE_SHARE))
+        plan = search(data, effort=effort, seeds={"HiGHS plan": plan_in(m)},
                       deadline=Deadline(ctx.deadline.part(0.5)), problem=pb, seed=int(ctx.options.seed),
                       greedy=False)
         if plan is None:

@@ -237,8 +237,8 @@ class StaffingRobust(Model):
         dk = data.per_scenario[least]
         t = time.perf_counter()
         try:
-            plan = search(dk, effort=effort_for(dk, ctx.deadline.seconds),
-                          deadline=Deadline(ctx.deadline.part(shares(ctx.deadline.seconds)[1])), seed=int(ctx.options.seed))
+            clock = Deadline(ctx.deadline.part(shares(ctx.deadline.seconds)[1]))
+            plan = search(dk, effort=effort_for(dk, ctx.deadline.seconds), deadline=clock, seed=int(ctx.options.seed))
         except RuntimeError as e:
             out.append(StageResult(name="start: greedy + local search failed, not used", status="error",
                                    seconds=time.perf_counter() - t, extra={"error": str(e)}))
